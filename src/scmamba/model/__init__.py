@@ -1,0 +1,5 @@
+"""User-facing model classes."""
+
+from ._scmamba import SCMAMBA
+
+__all__ = ["SCMAMBA"]

@@ -1,0 +1,495 @@
+"""SCMAMBA: contrastive integration of paired single-cell modalities with Mamba2 encoders."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from anndata import AnnData
+from mudata import MuData
+from scvi import REGISTRY_KEYS
+from scvi.data import AnnDataManager, fields
+from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
+
+from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from ..data._genome import genomic_order
+from ..module import ScMambaModule
+from ..train import ContrastiveTrainingPlan
+from ._validation import (
+    align_features,
+    check_counts,
+    check_paired,
+    check_unique_features,
+    layer_matrix,
+    resolve_modalities,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+logger = logging.getLogger(__name__)
+
+Modality = Literal["joint", "rna", "atac", "protein"]
+
+#: Patch sizes used when ``patch_size`` is not given: genes and peaks in genomic windows, proteins a few at a time.
+DEFAULT_PATCH_SIZE = {"rna": 64, "atac": 256, "protein": 8}
+
+
+class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
+    """Single-cell multi-omics integration with two Mamba2 (SSD) encoders and a contrastive objective.
+
+    Features of each modality are put in genomic order, cut into patches (tokens) and encoded by a stack of
+    Mamba2 + MLP blocks; the last token gives the cell embedding. RNA and ATAC (or protein) embeddings of the
+    same cell are pulled together by symmetric InfoNCE plus a cosine term. All features are used; no highly
+    variable feature selection is needed.
+
+    Parameters
+    ----------
+    mdata
+        MuData registered with :meth:`setup_mudata`.
+    n_latent
+        Embedding size.
+    d_model
+        Token width of the encoders.
+    n_layers
+        (Mamba2, MLP) blocks per encoder; an int, or a dict per modality.
+    patch_size
+        Features per token; an int, or a dict per modality (default ``{'rna': 64, 'atac': 256, 'protein': 8}``).
+    d_state, headdim, expand, chunk_size
+        Mamba2 state size, head width, inner expansion and SSD chunk length.
+    mlp_hidden
+        Hidden width of the block MLPs (default ``2 * d_model``).
+    dropout
+        Dropout in the encoders.
+    n_bins
+        Relative-level bins for RNA and protein values (``None``: log-normalised values).
+    temperature_init
+        Initial InfoNCE temperature (learnable unless ``learn_temperature=False``).
+    learn_temperature
+        Learn the temperature.
+    lambda_con, lambda_sim
+        Weights of the InfoNCE and the cosine-similarity terms.
+    use_fused_kernels
+        ``None``: mamba-ssm's fused SSD kernel on CUDA when it is installed, else the PyTorch SSD; ``False``:
+        always the PyTorch path.
+
+    Examples
+    --------
+    >>> import scmamba
+    >>> mdata = scmamba.datasets.snareseq_cortex_demo()
+    >>> scmamba.SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    >>> model = scmamba.SCMAMBA(mdata)
+    >>> model.train(max_epochs=10)
+    >>> mdata.obsm["X_scmamba"] = model.get_latent_representation()
+
+    Notes
+    -----
+    The defaults train on a laptop CPU. :meth:`paper_config` returns the sizes of the scMamba paper
+    (``SCMAMBA(mdata, **SCMAMBA.paper_config())``), which want a GPU.
+    """
+
+    _module_cls = ScMambaModule
+    _training_plan_cls = ContrastiveTrainingPlan
+
+    def __init__(
+        self,
+        mdata: MuData | None = None,
+        *,
+        n_latent: int = 32,
+        d_model: int = 64,
+        n_layers: int | Mapping[str, int] = 2,
+        patch_size: int | Mapping[str, int] | None = None,
+        d_state: int = 32,
+        headdim: int = 16,
+        expand: int = 2,
+        chunk_size: int = 64,
+        mlp_hidden: int | None = None,
+        dropout: float = 0.1,
+        n_bins: int | None = 51,
+        temperature_init: float = 0.07,
+        learn_temperature: bool = True,
+        lambda_con: float = 1.0,
+        lambda_sim: float = 1.0,
+        use_fused_kernels: bool | None = None,
+    ):
+        if mdata is not None and self._get_most_recent_anndata_manager(mdata) is None:
+            raise ValueError(
+                "This MuData is not set up for SCMAMBA. Call SCMAMBA.setup_mudata(mdata, modalities={...}) first."
+            )
+        super().__init__(mdata)
+        setup_args = self.adata_manager.registry["setup_args"]
+        modality_names = setup_args["modalities"]
+        self.modality_mods_ = {
+            m: modality_names[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modality_names.get(arg) is not None
+        }
+        n_features, orders = {}, {}
+        for modality, mod in self.modality_mods_.items():
+            var = self.adata.mod[mod].var
+            order = genomic_order(var, modality=modality, annotation=setup_args.get(f"{modality}_annotation"))
+            n_features[modality], orders[modality] = var.shape[0], order.order
+            logger.info(
+                "%s: %d features in genomic order (from %s), %d without coordinates placed last.",
+                modality, var.shape[0], order.source, order.n_unplaced,
+            )  # fmt: skip
+        patches = dict(DEFAULT_PATCH_SIZE) if patch_size is None else patch_size
+        if isinstance(patches, dict):
+            patches = {m: patches[m] for m in n_features}
+        self.module = self._module_cls(
+            n_features,
+            orders,
+            n_latent=n_latent,
+            d_model=d_model,
+            n_layers=n_layers,
+            patch_size=patches,
+            d_state=d_state,
+            headdim=headdim,
+            expand=expand,
+            mlp_hidden=mlp_hidden,
+            chunk_size=chunk_size,
+            dropout=dropout,
+            n_bins=n_bins,
+            temperature_init=temperature_init,
+            learn_temperature=learn_temperature,
+            lambda_con=lambda_con,
+            lambda_sim=lambda_sim,
+            use_fused_kernels=use_fused_kernels,
+        )
+        n_params = sum(p.numel() for p in self.module.parameters())
+        tokens = {m: enc.tokenizer.n_patches for m, enc in self.module.encoders.items()}
+        self._model_summary_string = (
+            f"SCMAMBA: modalities {n_features}, tokens {tokens}, n_latent {n_latent}, d_model {d_model}, "
+            f"n_layers {n_layers}, d_state {d_state}, {n_params / 1e6:.2f}M parameters."
+        )
+        self.init_params_ = self._get_init_params(locals())
+
+    @staticmethod
+    def paper_config(modalities: Sequence[str] = ("rna", "atac")) -> dict:
+        """Architecture sizes of the scMamba paper / its official configs, as keyword arguments.
+
+        RNA+ATAC: ``d_model`` 512, 10 RNA / 12 ATAC layers, patch 256, ``d_state`` 128, ``headdim`` 128,
+        embedding 64. RNA+protein: 8 RNA / 4 protein layers, protein patch 128.
+        """
+        protein = "protein" in modalities
+        return {
+            "n_latent": 64,
+            "d_model": 512,
+            "n_layers": {"rna": 8, "protein": 4} if protein else {"rna": 10, "atac": 12},
+            "patch_size": {"rna": 256, "protein": 128} if protein else {"rna": 256, "atac": 256},
+            "d_state": 128,
+            "headdim": 128,
+            "expand": 2,
+            "chunk_size": 256,
+            "mlp_hidden": 1024,
+        }
+
+    @property
+    def modalities(self) -> list[str]:
+        """Encoded modalities, e.g. ``['rna', 'atac']``."""
+        return list(self.module.modalities)
+
+    @classmethod
+    def setup_mudata(
+        cls,
+        mdata: MuData,
+        rna_layer: str | None = None,
+        atac_layer: str | None = None,
+        protein_layer: str | None = None,
+        batch_key: str | None = None,
+        rna_annotation: str | os.PathLike | pd.DataFrame | None = None,
+        atac_annotation: str | os.PathLike | pd.DataFrame | None = None,
+        modalities: dict[str, str] | None = None,
+        **kwargs,
+    ):
+        """Register a paired MuData (RNA+ATAC, RNA+protein or ATAC+protein) for SCMAMBA.
+
+        Parameters
+        ----------
+        mdata
+            MuData with raw counts; every cell measured in the registered modalities.
+        rna_layer, atac_layer, protein_layer
+            Layer with raw counts of each modality (``None``: ``.X``).
+        batch_key
+            Optional ``obs`` column of batches (libraries, donors); kept for query mapping and reporting.
+        rna_annotation, atac_annotation
+            Where genomic coordinates come from when ``var`` has none: a genome name of the shipped tables
+            (``'GRCh38'``, ``'GRCh37'``, ``'GRCm38'``), a table/GTF path or a DataFrame. By default coordinates are
+            read from ``var`` (``chrom``/``start`` columns, a 10x ``interval`` column) or parsed from peak names.
+        modalities
+            Setup argument -> modality name, e.g. ``{'rna_layer': 'rna', 'atac_layer': 'atac', 'batch_key': 'rna'}``.
+            ``None`` infers the modality names from common ones (``rna``/``gex``, ``atac``/``peaks``,
+            ``prot``/``adt``/``protein``).
+
+        Notes
+        -----
+        Nothing in ``mdata`` is changed except what scvi-tools' registration adds (``uns['_scvi_uuid']`` and
+        ``uns['_scvi_manager_uuid']``).
+        """
+        setup_method_args = cls._get_setup_method_args(**locals())
+        layers = {"rna_layer": rna_layer, "atac_layer": atac_layer, "protein_layer": protein_layer}
+        annotations = {"rna": rna_annotation, "atac": atac_annotation}
+        modalities = resolve_modalities(mdata, modalities, layers)
+        setup_method_args["setup_args"]["modalities"] = dict(modalities)
+        mods = cls._create_modalities_attr_dict(modalities, setup_method_args)
+
+        registered = {m: mods[arg] for m, arg in MODALITY_LAYER_ARGS.items() if mods.get(arg) is not None}
+        if "source_registry" not in kwargs:  # data checks once, not again when a saved model re-registers
+            check_paired(mdata, list(registered.values()))
+            for modality, mod in registered.items():
+                adata = mdata.mod[mod]
+                name = f"Modality {mod!r} ({modality}, layer {layers[MODALITY_LAYER_ARGS[modality]] or 'X'})"
+                check_unique_features(adata.var_names, name)
+                check_counts(layer_matrix(adata, layers[MODALITY_LAYER_ARGS[modality]]), name=name, modality=modality)
+                genomic_order(adata.var, modality=modality, annotation=annotations.get(modality))  # fail early
+        if batch_key is not None:
+            obs = mdata.obs if mods.batch_key is None else mdata.mod[mods.batch_key].obs
+            if batch_key not in obs:
+                where = "mdata.obs" if mods.batch_key is None else f"mdata.mod[{mods.batch_key!r}].obs"
+                raise ValueError(f"batch_key {batch_key!r} is not a column of {where}; columns: {list(obs.columns)}.")
+
+        mudata_fields = [
+            fields.MuDataLayerField(
+                MODALITY_REGISTRY_KEYS[modality],
+                layers[MODALITY_LAYER_ARGS[modality]],
+                mod_key=mod,
+                is_count_data=modality != "atac",
+                mod_required=True,
+            )
+            for modality, mod in registered.items()
+        ]
+        mudata_fields += [
+            fields.MuDataCategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key, mod_key=mods.batch_key),
+            fields.MuDataCategoricalObsField(REGISTRY_KEYS.LABELS_KEY, None, mod_key=None),
+        ]
+        adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
+        adata_manager.register_fields(mdata, **kwargs)
+        cls.register_manager(adata_manager)
+
+    @classmethod
+    def setup_anndata(cls, adata: AnnData, **kwargs):
+        """Not supported: SCMAMBA needs paired modalities; use :meth:`setup_mudata`."""
+        raise NotImplementedError(
+            "SCMAMBA integrates paired modalities: put them in a MuData and call SCMAMBA.setup_mudata. "
+            "To embed RNA-only cells with a trained model use model.get_latent_representation(adata, modality='rna')."
+        )
+
+    def train(
+        self,
+        max_epochs: int = 50,
+        *,
+        lr: float = 1e-3,
+        batch_size: int = 256,
+        train_size: float | None = 0.9,
+        validation_size: float | None = None,
+        early_stopping: bool = False,
+        precision: str | int | None = None,
+        accelerator: str = "auto",
+        devices: int | list[int] | str = "auto",
+        datasplitter_kwargs: dict | None = None,
+        plan_kwargs: dict | None = None,
+        **trainer_kwargs,
+    ):
+        """Train the encoders contrastively.
+
+        Parameters
+        ----------
+        max_epochs
+            Passes over the training cells.
+        lr
+            Peak learning rate (AdamW, linear warm-up then cosine decay).
+        batch_size
+            Cells per minibatch (per process under DDP); larger batches give more negatives.
+        train_size, validation_size
+            Split of the cells; the validation cells give ``validation_loss``.
+        early_stopping
+            Stop when ``validation_loss`` stops improving (``early_stopping_patience`` etc. go to trainer kwargs).
+        precision
+            Lightning precision, e.g. ``'bf16-mixed'`` (bf16 autocast on CPU or GPU; SSD decays and state passing
+            stay in float32). ``'bf16'`` is accepted as a shorthand.
+        accelerator, devices
+            Lightning accelerator and devices, e.g. ``accelerator='gpu', devices=4, strategy='ddp'``.
+        datasplitter_kwargs
+            Passed to :class:`~scvi.dataloaders.DataSplitter` (``drop_last=True`` by default: every training
+            minibatch has ``batch_size`` cells, so the contrastive task has a constant number of negatives).
+        plan_kwargs
+            Passed to :class:`~scmamba.train.ContrastiveTrainingPlan` (``weight_decay``, ``warmup_fraction`` ...).
+        **trainer_kwargs
+            Passed to :class:`~scvi.train.Trainer` / Lightning (``strategy``, ``gradient_clip_val`` ...).
+        """
+        n_train = int(round(self.adata.n_obs * (train_size if train_size is not None else 0.9)))
+        batch_size = max(2, min(batch_size, n_train))
+        plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
+        datasplitter_kwargs = {"drop_last": True, **(datasplitter_kwargs or {})}
+        if precision is not None:
+            trainer_kwargs["precision"] = {"bf16": "bf16-mixed", "16": "16-mixed"}.get(str(precision), precision)
+        trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
+        trainer_kwargs.setdefault("gradient_clip_val", 1.0)
+        return super().train(
+            max_epochs=max_epochs,
+            accelerator=accelerator,
+            devices=devices,
+            train_size=train_size,
+            validation_size=validation_size,
+            batch_size=batch_size,
+            early_stopping=early_stopping,
+            datasplitter_kwargs=datasplitter_kwargs,
+            plan_kwargs=plan_kwargs,
+            **trainer_kwargs,
+        )
+
+    def _reference_features(self, modality: str) -> pd.Index:
+        return pd.Index(self.adata_manager.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"])
+
+    def _check_mudata_features(self, mdata: MuData, modalities: Sequence[str]) -> None:
+        for modality in modalities:
+            mod = self.modality_mods_[modality]
+            if mod not in mdata.mod:
+                raise ValueError(
+                    f"The MuData has no modality {mod!r} ({modality}); it has {list(mdata.mod)}. For cells measured "
+                    f"in one modality only, pass that AnnData: get_latent_representation(adata, modality='rna')."
+                )
+            ref = self._reference_features(modality)
+            given = mdata.mod[mod].var_names
+            if not given.equals(ref):
+                missing = int((~ref.isin(given)).sum())
+                raise ValueError(
+                    f"Modality {mod!r} does not have the model's {len(ref)} features in the model's order "
+                    f"({missing} missing, {len(given)} given). Align it first with "
+                    "SCMAMBA.prepare_query_mudata(mdata, model) (zero-fills missing features), or embed one "
+                    "modality with get_latent_representation(mdata[mod], modality=...)."
+                )
+
+    @torch.inference_mode()
+    def get_latent_representation(
+        self,
+        adata: MuData | AnnData | None = None,
+        *,
+        modality: Modality = "joint",
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        layer: str | None = None,
+    ) -> np.ndarray:
+        """Cell embeddings (L2-normalised), as numpy.
+
+        Parameters
+        ----------
+        adata
+            A MuData like the training data (``None``: the training data), or an AnnData of one modality
+            (e.g. RNA-only query cells) whose features are aligned to the reference's (missing ones zero-filled,
+            with a warning).
+        modality
+            ``'joint'``: the normalised mean of the modality embeddings (one vector per cell, for neighbours,
+            UMAP, clustering); ``'rna'``, ``'atac'`` or ``'protein'``: that modality's encoder alone.
+        indices
+            Cells to embed (default all).
+        batch_size
+            Cells per minibatch (default 512).
+        layer
+            For an AnnData input: the layer with raw counts (``None``: ``.X``).
+
+        Returns
+        -------
+        ``(cells, n_latent)`` array.
+        """
+        self._check_if_trained(warn=True)
+        batch_size = batch_size or 512
+        self.module.eval()
+        if isinstance(adata, AnnData):
+            if modality == "joint":
+                raise ValueError("An AnnData holds one modality: pass modality='rna', 'atac' or 'protein'.")
+            return self._embed_anndata(adata, modality, indices=indices, batch_size=batch_size, layer=layer)
+        if modality != "joint" and modality not in self.modalities:
+            raise ValueError(f"modality must be 'joint' or one of {self.modalities}, got {modality!r}.")
+        mods = self.modalities if modality == "joint" else [modality]
+        if adata is not None:
+            if not isinstance(adata, MuData):
+                raise TypeError(f"Expected a MuData or AnnData, got {type(adata).__name__}.")
+            self._check_mudata_features(adata, mods)
+        adata = self._validate_anndata(adata)
+        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
+        chunks = []
+        for tensors in loader:
+            out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
+            chunks.append(self._combine([out[f"z_{m}"] for m in mods]).cpu())
+        return torch.cat(chunks).numpy()
+
+    @staticmethod
+    def _combine(zs: list[torch.Tensor]) -> torch.Tensor:
+        return zs[0] if len(zs) == 1 else F.normalize(torch.stack(zs).mean(0), dim=-1)
+
+    def _embed_anndata(self, adata: AnnData, modality: str, *, indices, batch_size: int, layer: str | None):
+        if modality not in self.modalities:
+            raise ValueError(f"This model encodes {self.modalities}; it has no {modality!r} encoder.")
+        name = f"AnnData ({modality})"
+        X = align_features(adata, self._reference_features(modality), layer, name=name)
+        if indices is not None:
+            X = X[np.asarray(indices)]
+        check_counts(X, name=name, modality=modality)
+        device = next(self.module.parameters()).device
+        chunks = []
+        for start in range(0, X.shape[0], batch_size):
+            x = torch.as_tensor(X[start : start + batch_size].toarray(), dtype=torch.float32, device=device)
+            chunks.append(self.module.embed(modality, x).cpu())
+        return torch.cat(chunks).numpy()
+
+    @classmethod
+    def prepare_query_mudata(cls, mdata: MuData, reference_model: SCMAMBA) -> MuData:
+        """A copy of ``mdata`` whose modalities have exactly the reference model's features, in its order.
+
+        Features the query lacks are zero-filled (with a warning saying how many); extra features are dropped.
+        ``obs`` and modality names are kept. The input is not modified.
+        """
+        mods = {}
+        for modality, mod in reference_model.modality_mods_.items():
+            if mod not in mdata.mod:
+                raise ValueError(f"The query MuData has no modality {mod!r}; it has {list(mdata.mod)}.")
+            layer = reference_model.adata_manager.registry["setup_args"][MODALITY_LAYER_ARGS[modality]]
+            ref = reference_model._reference_features(modality)
+            X = align_features(mdata.mod[mod], ref, layer, name=f"Query modality {mod!r}")
+            ad = AnnData(X=X if layer is None else None, obs=mdata.mod[mod].obs.copy(), var=pd.DataFrame(index=ref))
+            ref_var = reference_model.adata.mod[mod].var if reference_model.adata is not None else None
+            if ref_var is not None:
+                ad.var = ref_var.copy()
+            if layer is not None:
+                ad.layers[layer] = X
+            mods[mod] = ad
+        out = MuData(mods)
+        out.obs = mdata.obs.loc[out.obs_names].copy() if mdata.obs.shape[1] else out.obs
+        return out
+
+    @classmethod
+    def load(cls, dir_path: str, adata: MuData | None = None, **kwargs):
+        """Load a saved model; ``adata`` must have the saved features per modality (else a ValueError says which).
+
+        Parameters
+        ----------
+        dir_path
+            Folder written by :meth:`save`.
+        adata
+            MuData to attach (``None``: the one saved with ``save_anndata=True``).
+        **kwargs
+            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix`` ...).
+        """
+        if isinstance(adata, MuData):
+            from scvi.model.base._save_load import _load_saved_files
+
+            _, var_names, _, _ = _load_saved_files(dir_path, False, map_location="cpu", prefix=kwargs.get("prefix"))
+            if isinstance(var_names, dict):
+                for mod, names in var_names.items():
+                    if mod not in adata.mod:
+                        raise ValueError(f"The saved model was trained with modality {mod!r}; this MuData has {list(adata.mod)}.")
+                    if not np.array_equal(np.asarray(names), adata.mod[mod].var_names.values):
+                        given = adata.mod[mod].var_names
+                        missing = int((~pd.Index(names).isin(given)).sum())
+                        raise ValueError(
+                            f"Modality {mod!r} has different features from the saved model ({len(names)} saved, "
+                            f"{len(given)} given, {missing} saved features missing, or a different order). Load onto "
+                            "data with the training features, or align it with SCMAMBA.prepare_query_mudata."
+                        )
+        return super().load(dir_path, adata, **kwargs)
+

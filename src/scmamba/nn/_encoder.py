@@ -1,0 +1,130 @@
+"""Per-modality encoder: patch tokens of genome-ordered features -> Mamba2/MLP blocks -> last token -> embedding."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._mamba2 import Mamba2
+
+__all__ = ["GatedMLP", "MambaBlock", "MambaEncoder", "PatchEmbedding"]
+
+
+class PatchEmbedding(nn.Module):
+    """Cut a cell's feature vector into patches (tokens), project them and add learnable positions.
+
+    Parameters
+    ----------
+    n_features
+        Length ``L`` of the (genome-ordered) feature vector.
+    patch_size
+        Features per patch ``P``; the cell becomes ``ceil(L / P)`` tokens, the last one zero-padded.
+    d_model
+        Token width.
+    dropout
+        Dropout on the token embeddings.
+    """
+
+    def __init__(self, n_features: int, patch_size: int, d_model: int, dropout: float = 0.1):
+        super().__init__()
+        if n_features < 1 or patch_size < 1:
+            raise ValueError(f"n_features ({n_features}) and patch_size ({patch_size}) must be positive.")
+        self.n_features = n_features
+        self.patch_size = patch_size
+        self.n_patches = math.ceil(n_features / patch_size)
+        self.proj = nn.Linear(patch_size, d_model)
+        self.pos_embedding = nn.Parameter(torch.randn(self.n_patches, d_model) * 0.02)
+        self.pos_embedding._no_weight_decay = True
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(cells, n_features) -> (cells, n_patches, d_model)``."""
+        pad = self.n_patches * self.patch_size - x.shape[-1]
+        if pad:
+            x = F.pad(x, (0, pad))
+        tokens = self.proj(x.view(x.shape[0], self.n_patches, self.patch_size))
+        return self.dropout(tokens + self.pos_embedding)
+
+
+class GatedMLP(nn.Module):
+    """SwiGLU feed-forward layer: ``fc2(silu(gate) * value)``."""
+
+    def __init__(self, d_model: int, hidden: int, dropout: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, 2 * hidden)
+        self.fc2 = nn.Linear(hidden, d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        value, gate = self.fc1(x).chunk(2, dim=-1)
+        return self.fc2(self.dropout(value * F.silu(gate)))
+
+
+class MambaBlock(nn.Module):
+    """Pre-norm residual Mamba2 mixer followed by a pre-norm residual MLP."""
+
+    def __init__(self, d_model: int, mlp_hidden: int, dropout: float = 0.0, layer_idx: int | None = None, **mamba_kwargs):
+        super().__init__()
+        self.norm_mixer = nn.RMSNorm(d_model, eps=1e-5)
+        self.mixer = Mamba2(d_model, layer_idx=layer_idx, **mamba_kwargs)
+        self.norm_mlp = nn.RMSNorm(d_model, eps=1e-5)
+        self.mlp = GatedMLP(d_model, mlp_hidden, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.mixer(self.norm_mixer(x))
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class MambaEncoder(nn.Module):
+    """Encode one modality of a cell into an embedding.
+
+    Parameters
+    ----------
+    n_features
+        Number of features of the modality.
+    n_output
+        Embedding size.
+    patch_size
+        Features per token.
+    d_model
+        Token width.
+    n_layers
+        Number of (Mamba2, MLP) blocks.
+    mlp_hidden
+        Hidden width of the block MLPs (default ``2 * d_model``).
+    dropout
+        Dropout on tokens and inside MLPs.
+    **mamba_kwargs
+        Passed to :class:`~scmamba.nn.Mamba2` (``d_state``, ``headdim``, ``expand``, ``chunk_size`` ...).
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_output: int,
+        *,
+        patch_size: int = 64,
+        d_model: int = 128,
+        n_layers: int = 2,
+        mlp_hidden: int | None = None,
+        dropout: float = 0.1,
+        **mamba_kwargs,
+    ):
+        super().__init__()
+        self.tokenizer = PatchEmbedding(n_features, patch_size, d_model, dropout=dropout)
+        self.blocks = nn.ModuleList(
+            MambaBlock(d_model, mlp_hidden or 2 * d_model, dropout=dropout, layer_idx=i, **mamba_kwargs)
+            for i in range(n_layers)
+        )
+        self.norm_f = nn.RMSNorm(d_model, eps=1e-5)
+        self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n_output))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(cells, n_features) -> (cells, n_output)``; the causal scan's last token summarises the cell."""
+        h = self.tokenizer(x)
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm_f(h[:, -1]))

@@ -1,0 +1,206 @@
+"""State space duality (SSD) scan of Mamba2: a chunked path in batched matmuls and a sequential reference.
+
+The recurrence, per batch element and head ``h`` (state ``S`` of shape ``headdim x d_state``)::
+
+    S_t = exp(dt_t * A_h) * S_{t-1} + dt_t * x_t B_t^T
+    y_t = S_t C_t + D_h * x_t
+
+``ssd_chunked`` computes it the SSD way: inside a chunk of ``T`` tokens with the quadratic ("attention-like")
+form, between chunks by passing the chunk-final states. Everything is a batched matmul, which is what makes it
+fast on CPU, where mamba-ssm's Triton kernels do not run. ``ssd_sequential`` is the plain recurrence, kept as
+the reference the tests compare against. ``ssd`` dispatches to mamba-ssm's fused kernel on CUDA when it is
+importable, else to ``ssd_chunked``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["mamba_ssm_available", "ssd", "ssd_chunked", "ssd_sequential"]
+
+
+@functools.cache
+def _mamba_chunk_scan_combined():
+    try:
+        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+    except Exception:  # noqa: BLE001 - ImportError, or a CUDA extension that fails to load
+        return None
+    return mamba_chunk_scan_combined
+
+
+def mamba_ssm_available() -> bool:
+    """Whether mamba-ssm's fused SSD kernel can be imported (it needs a CUDA build)."""
+    return _mamba_chunk_scan_combined() is not None
+
+
+def _expand_groups(t: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """``(b, l, g, n) -> (b, l, h, n)``: heads share the B/C of their group."""
+    g = t.shape[2]
+    return t if g == n_heads else t.repeat_interleave(n_heads // g, dim=2)
+
+
+def ssd_sequential(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    initial_state: torch.Tensor | None = None,
+    return_final_state: bool = False,
+):
+    """Reference SSD: the recurrence one token at a time.
+
+    Parameters
+    ----------
+    x
+        Inputs, ``(batch, length, heads, headdim)``.
+    dt
+        Positive step sizes (after softplus), ``(batch, length, heads)``.
+    A
+        Negative diagonal state matrix per head, ``(heads,)``.
+    B, C
+        Input and output projections, ``(batch, length, groups, d_state)``.
+    D
+        Skip connection per head, ``(heads,)``.
+    initial_state
+        ``(batch, heads, headdim, d_state)``; zeros when ``None``.
+    return_final_state
+        Also return the state after the last token.
+
+    Returns
+    -------
+    ``y`` with the shape of ``x`` (and the final state if asked).
+    """
+    b, length, h, p = x.shape
+    Bh, Ch = _expand_groups(B, h), _expand_groups(C, h)
+    state = x.new_zeros(b, h, p, B.shape[-1]) if initial_state is None else initial_state
+    ys = []
+    for t in range(length):
+        decay = torch.exp(dt[:, t] * A)  # (b, h)
+        inp = (dt[:, t, :, None] * x[:, t])[..., None] * Bh[:, t, :, None, :]  # (b, h, p, n)
+        state = decay[..., None, None] * state + inp
+        ys.append(torch.einsum("bhpn,bhn->bhp", state, Ch[:, t]))
+    y = torch.stack(ys, dim=1)
+    if D is not None:
+        y = y + x * D[:, None]
+    return (y, state) if return_final_state else y
+
+
+def _segsum_exp(a: torch.Tensor) -> torch.Tensor:
+    """``exp(sum_{j < s <= i} a_s)`` for ``i >= j`` and 0 above the diagonal; ``a`` is ``(..., T)``.
+
+    Uses differences of one cumulative sum: with ``a <= 0`` and chunks of tens of tokens this loses no useful
+    precision in float32 and costs one ``T x T`` subtraction instead of a masked ``T x T`` cumsum (the segment-sum
+    form is 3x slower on CPU here).
+    """
+    cs = a.cumsum(dim=-1)
+    T = a.shape[-1]
+    lower = torch.ones(T, T, dtype=torch.bool, device=a.device).tril()
+    return torch.exp((cs[..., :, None] - cs[..., None, :]).masked_fill(~lower, float("-inf")))
+
+
+def ssd_chunked(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    chunk_size: int = 64,
+    initial_state: torch.Tensor | None = None,
+    return_final_state: bool = False,
+):
+    """Chunked SSD scan in batched matmuls (same arguments and result as :func:`ssd_sequential`).
+
+    Decays (cumulative sums and their exponentials) and the state passing between chunks are computed in
+    float32 (float64 stays float64), also under autocast; the large matmuls follow the input dtype.
+    """
+    b, length, h, p = x.shape
+    g, n = B.shape[2], B.shape[3]
+    hg = h // g
+    T = min(chunk_size, length) if length > 0 else chunk_size
+    pad = (-length) % T
+    if pad:
+        # Zero padding at the end: dt = 0 means no decay and no input, and causality keeps earlier outputs exact.
+        x, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (x, B, C))
+        dt = F.pad(dt, (0, 0, 0, pad))
+    c = x.shape[1] // T
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+
+    dA = (dt.to(acc) * A.to(acc)).view(b, c, T, g, hg).permute(0, 3, 4, 1, 2)  # (b, g, hg, c, T)
+    A_cum = dA.cumsum(dim=-1)
+    xdt = (x * dt[..., None].to(x.dtype)).view(b, c, T, g, hg, p).permute(0, 3, 4, 1, 2, 5)  # (b, g, hg, c, T, p)
+    Bc = B.view(b, c, T, g, n).permute(0, 3, 1, 2, 4)  # (b, g, c, T, n)
+    Cc = C.view(b, c, T, g, n).permute(0, 3, 1, 2, 4)
+    cdt = xdt.dtype
+
+    # 1. Within each chunk: y = (C B^T * L) x, the quadratic form.
+    CB = (Cc @ Bc.transpose(-1, -2))[:, :, None]  # (b, g, 1, c, T, T)
+    L = _segsum_exp(dA).to(cdt)  # (b, g, hg, c, T, T)
+    y = (CB * L) @ xdt  # (b, g, hg, c, T, p)
+
+    # 2. State each chunk contributes at its end: sum_s exp(A_cum[-1] - A_cum[s]) x_s B_s^T.
+    decay_to_end = torch.exp(A_cum[..., -1:] - A_cum).to(cdt)  # (b, g, hg, c, T)
+    chunk_states = (xdt * decay_to_end[..., None]).transpose(-1, -2) @ Bc[:, :, None]  # (b, g, hg, c, p, n)
+
+    # 3. Pass states between chunks: the state entering chunk k sums chunk j<k states decayed over (j, k).
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        chunk_decay = A_cum[..., -1]  # (b, g, hg, c)
+        states = chunk_states.to(acc)
+        if initial_state is not None:
+            init = initial_state.to(acc).view(b, g, hg, 1, p, n)
+        else:
+            init = states.new_zeros(b, g, hg, 1, p, n)
+        states = torch.cat([init, states], dim=3)  # (b, g, hg, c + 1, p, n)
+        # decay_chunk[i, j] = exp(sum of chunk decays j..i-1) over the c + 1 boundaries; a c+1 square matmul.
+        decay_chunk = _segsum_exp(F.pad(chunk_decay, (1, 0)))  # (b, g, hg, c + 1, c + 1)
+        states = (decay_chunk @ states.flatten(-2)).view(b, g, hg, c + 1, p, n)
+        entering, final_state = states[:, :, :, :-1], states[:, :, :, -1]
+
+    # 4. What the entering state adds inside each chunk: C_t exp(A_cum[t]) S_in.
+    decay_from_start = torch.exp(A_cum).to(cdt)[..., None]  # (b, g, hg, c, T, 1)
+    y = y + (Cc[:, :, None] @ entering.to(cdt).transpose(-1, -2)) * decay_from_start
+
+    y = y.permute(0, 3, 4, 1, 2, 5).reshape(b, c * T, h, p)[:, :length]
+    if D is not None:
+        y = y + x[:, :length] * D[:, None].to(x.dtype)
+    if return_final_state:
+        return y, final_state.reshape(b, h, p, n).to(x.dtype)
+    return y
+
+
+def ssd(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    D: torch.Tensor | None = None,
+    chunk_size: int = 64,
+    use_fused: bool | None = None,
+) -> torch.Tensor:
+    """SSD scan: mamba-ssm's fused kernel on CUDA when available, else :func:`ssd_chunked`.
+
+    Parameters
+    ----------
+    x, dt, A, B, C, D
+        See :func:`ssd_sequential`.
+    chunk_size
+        Tokens per chunk.
+    use_fused
+        ``None`` uses the fused kernel whenever the input is on CUDA and mamba-ssm imports; ``False`` never;
+        ``True`` requires it (raises if unavailable).
+    """
+    kernel = _mamba_chunk_scan_combined() if (use_fused is not False and x.is_cuda) else None
+    if use_fused and kernel is None:
+        raise RuntimeError("use_fused=True needs CUDA tensors and an importable mamba-ssm (pip install 'scmamba[cuda]').")
+    if kernel is not None:
+        return kernel(x, dt, A, B, C, chunk_size, D=D)
+    return ssd_chunked(x, dt, A, B, C, D=D, chunk_size=chunk_size)

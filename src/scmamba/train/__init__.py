@@ -1,0 +1,5 @@
+"""Training plans."""
+
+from ._plan import ContrastiveTrainingPlan
+
+__all__ = ["ContrastiveTrainingPlan"]
