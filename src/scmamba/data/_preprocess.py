@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["binarize", "bin_relative_levels", "encode_values", "normalize_log1p"]
+__all__ = ["bin_relative_levels", "binarize", "encode_values", "normalize_log1p"]
 
 
 def normalize_log1p(x: torch.Tensor, target_sum: float = 1e4) -> torch.Tensor:

@@ -106,9 +106,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         n_layers: int | Mapping[str, int] = 2,
         patch_size: int | Mapping[str, int] | None = None,
         d_state: int = 32,
-        headdim: int = 16,
+        headdim: int = 32,
         expand: int = 2,
-        chunk_size: int = 64,
+        chunk_size: int = 32,
         mlp_hidden: int | None = None,
         dropout: float = 0.1,
         n_bins: int | None = 51,
@@ -321,7 +321,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         **trainer_kwargs
             Passed to :class:`~scvi.train.Trainer` / Lightning (``strategy``, ``gradient_clip_val`` ...).
         """
-        n_train = int(round(self.adata.n_obs * (train_size if train_size is not None else 0.9)))
+        n_train = round(self.adata.n_obs * (train_size if train_size is not None else 0.9))
         batch_size = max(2, min(batch_size, n_train))
         plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
         datasplitter_kwargs = {"drop_last": True, **(datasplitter_kwargs or {})}
@@ -329,6 +329,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             trainer_kwargs["precision"] = {"bf16": "bf16-mixed", "16": "16-mixed"}.get(str(precision), precision)
         trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
+        trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
         return super().train(
             max_epochs=max_epochs,
             accelerator=accelerator,
@@ -482,7 +483,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             if isinstance(var_names, dict):
                 for mod, names in var_names.items():
                     if mod not in adata.mod:
-                        raise ValueError(f"The saved model was trained with modality {mod!r}; this MuData has {list(adata.mod)}.")
+                        raise ValueError(
+                            f"The saved model was trained with modality {mod!r}; this MuData has {list(adata.mod)}."
+                        )
                     if not np.array_equal(np.asarray(names), adata.mod[mod].var_names.values):
                         given = adata.mod[mod].var_names
                         missing = int((~pd.Index(names).isin(given)).sum())
@@ -492,4 +495,3 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
                             "data with the training features, or align it with SCMAMBA.prepare_query_mudata."
                         )
         return super().load(dir_path, adata, **kwargs)
-

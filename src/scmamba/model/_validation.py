@@ -46,7 +46,7 @@ def resolve_modalities(mdata: MuData, modalities: Mapping[str, str] | None, laye
             raise ValueError(
                 f"modalities[{arg!r}] = {mod!r}, but the MuData has no modality {mod!r}; it has {available}."
             )
-    for modality, arg in MODALITY_LAYER_ARGS.items():
+    for arg in MODALITY_LAYER_ARGS.values():
         layer = layers.get(arg)
         if arg in modalities and layer is not None and layer not in mdata.mod[modalities[arg]].layers:
             raise ValueError(
@@ -58,6 +58,8 @@ def resolve_modalities(mdata: MuData, modalities: Mapping[str, str] | None, laye
 
 def check_paired(mdata: MuData, mod_names: Sequence[str]) -> None:
     """Every cell of the MuData must be measured in every registered modality, in the same order."""
+    if mdata.n_obs == 0:
+        raise ValueError("The MuData has no cells (an empty selection?); SCMAMBA needs paired cells to train on.")
     for mod in mod_names:
         names = mdata.mod[mod].obs_names
         if names.has_duplicates:

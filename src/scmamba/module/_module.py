@@ -71,10 +71,10 @@ class ScMambaModule(BaseModuleClass):
         n_layers: int | Mapping[str, int] = 2,
         patch_size: int | Mapping[str, int] = 64,
         d_state: int = 32,
-        headdim: int = 16,
+        headdim: int = 32,
         expand: int = 2,
         mlp_hidden: int | None = None,
-        chunk_size: int = 64,
+        chunk_size: int = 32,
         dropout: float = 0.1,
         n_bins: int | None = 51,
         temperature_init: float = 0.07,
@@ -98,7 +98,9 @@ class ScMambaModule(BaseModuleClass):
         self.encoders = nn.ModuleDict()
         for m in self.modalities:
             order = None if feature_orders is None else feature_orders.get(m)
-            order = torch.arange(n_features[m]) if order is None else torch.as_tensor(np.asarray(order), dtype=torch.long)
+            order = (
+                torch.arange(n_features[m]) if order is None else torch.as_tensor(np.asarray(order), dtype=torch.long)
+            )
             if order.numel() != n_features[m]:
                 raise ValueError(f"feature order for {m!r} has {order.numel()} entries, expected {n_features[m]}.")
             self.register_buffer(f"order_{m}", order)
@@ -177,5 +179,6 @@ class ScMambaModule(BaseModuleClass):
                 "infonce": parts["infonce"].detach(),
                 "cosine_loss": parts["cosine"].detach(),
                 "temperature": (1.0 / self.logit_scale).detach(),
+                "n_contrast": torch.tensor(float(z_a.shape[0])),  # cells contrasted (all processes under DDP)
             },
         )

@@ -28,14 +28,22 @@ class PatchEmbedding(nn.Module):
         Dropout on the token embeddings.
     """
 
-    def __init__(self, n_features: int, patch_size: int, d_model: int, dropout: float = 0.1):
+    def __init__(
+        self, n_features: int, patch_size: int, d_model: int, dropout: float = 0.1, shared_projection: bool = True
+    ):
         super().__init__()
         if n_features < 1 or patch_size < 1:
             raise ValueError(f"n_features ({n_features}) and patch_size ({patch_size}) must be positive.")
         self.n_features = n_features
         self.patch_size = patch_size
         self.n_patches = math.ceil(n_features / patch_size)
-        self.proj = nn.Linear(patch_size, d_model)
+        self.shared_projection = shared_projection
+        if shared_projection:
+            self.proj = nn.Linear(patch_size, d_model)
+        else:
+            bound = 1 / math.sqrt(patch_size)
+            self.proj_weight = nn.Parameter(torch.empty(self.n_patches, patch_size, d_model).uniform_(-bound, bound))
+            self.proj_bias = nn.Parameter(torch.zeros(self.n_patches, d_model))
         self.pos_embedding = nn.Parameter(torch.randn(self.n_patches, d_model) * 0.02)
         self.pos_embedding._no_weight_decay = True
         self.dropout = nn.Dropout(dropout)
@@ -45,7 +53,11 @@ class PatchEmbedding(nn.Module):
         pad = self.n_patches * self.patch_size - x.shape[-1]
         if pad:
             x = F.pad(x, (0, pad))
-        tokens = self.proj(x.view(x.shape[0], self.n_patches, self.patch_size))
+        patches = x.view(x.shape[0], self.n_patches, self.patch_size)
+        if self.shared_projection:
+            tokens = self.proj(patches)
+        else:  # one projection per genomic region: (patch, cell, P) @ (patch, P, D)
+            tokens = torch.bmm(patches.transpose(0, 1), self.proj_weight).transpose(0, 1) + self.proj_bias
         return self.dropout(tokens + self.pos_embedding)
 
 
@@ -66,7 +78,9 @@ class GatedMLP(nn.Module):
 class MambaBlock(nn.Module):
     """Pre-norm residual Mamba2 mixer followed by a pre-norm residual MLP."""
 
-    def __init__(self, d_model: int, mlp_hidden: int, dropout: float = 0.0, layer_idx: int | None = None, **mamba_kwargs):
+    def __init__(
+        self, d_model: int, mlp_hidden: int, dropout: float = 0.0, layer_idx: int | None = None, **mamba_kwargs
+    ):
         super().__init__()
         self.norm_mixer = nn.RMSNorm(d_model, eps=1e-5)
         self.mixer = Mamba2(d_model, layer_idx=layer_idx, **mamba_kwargs)
@@ -97,6 +111,8 @@ class MambaEncoder(nn.Module):
         Hidden width of the block MLPs (default ``2 * d_model``).
     dropout
         Dropout on tokens and inside MLPs.
+    pooling
+        ``'last'``: the last token summarises the cell (the paper's choice); ``'mean'``: the mean of all tokens.
     **mamba_kwargs
         Passed to :class:`~scmamba.nn.Mamba2` (``d_state``, ``headdim``, ``expand``, ``chunk_size`` ...).
     """
@@ -111,9 +127,13 @@ class MambaEncoder(nn.Module):
         n_layers: int = 2,
         mlp_hidden: int | None = None,
         dropout: float = 0.1,
+        pooling: str = "last",
         **mamba_kwargs,
     ):
         super().__init__()
+        if pooling not in ("last", "mean"):
+            raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}.")
+        self.pooling = pooling
         self.tokenizer = PatchEmbedding(n_features, patch_size, d_model, dropout=dropout)
         self.blocks = nn.ModuleList(
             MambaBlock(d_model, mlp_hidden or 2 * d_model, dropout=dropout, layer_idx=i, **mamba_kwargs)
@@ -127,4 +147,5 @@ class MambaEncoder(nn.Module):
         h = self.tokenizer(x)
         for block in self.blocks:
             h = block(h)
-        return self.head(self.norm_f(h[:, -1]))
+        h = self.norm_f(h)
+        return self.head(h[:, -1] if self.pooling == "last" else h.mean(dim=1))

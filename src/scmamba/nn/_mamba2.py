@@ -125,7 +125,9 @@ class Mamba2(nn.Module):
         d_in_proj = 2 * self.d_ssm + 2 * ngroups * d_state + self.nheads  # [z, x, B, C, dt]
         self.in_proj = nn.Linear(d_model, d_in_proj, bias=bias)
         conv_dim = self.d_ssm + 2 * ngroups * d_state
-        self.conv1d = nn.Conv1d(conv_dim, conv_dim, kernel_size=d_conv, groups=conv_dim, padding=d_conv - 1, bias=conv_bias)
+        self.conv1d = nn.Conv1d(
+            conv_dim, conv_dim, kernel_size=d_conv, groups=conv_dim, padding=d_conv - 1, bias=conv_bias
+        )
         self.act = nn.SiLU()
 
         dt = torch.exp(torch.rand(self.nheads) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))

@@ -29,7 +29,7 @@ __all__ = ["mamba_ssm_available", "ssd", "ssd_chunked", "ssd_sequential"]
 def _mamba_chunk_scan_combined():
     try:
         from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
-    except Exception:  # noqa: BLE001 - ImportError, or a CUDA extension that fails to load
+    except Exception:
         return None
     return mamba_chunk_scan_combined
 
@@ -200,7 +200,9 @@ def ssd(
     """
     kernel = _mamba_chunk_scan_combined() if (use_fused is not False and x.is_cuda) else None
     if use_fused and kernel is None:
-        raise RuntimeError("use_fused=True needs CUDA tensors and an importable mamba-ssm (pip install 'scmamba[cuda]').")
+        raise RuntimeError(
+            "use_fused=True needs CUDA tensors and an importable mamba-ssm (pip install 'scmamba[cuda]')."
+        )
     if kernel is not None:
         return kernel(x, dt, A, B, C, chunk_size, D=D)
     return ssd_chunked(x, dt, A, B, C, D=D, chunk_size=chunk_size)

@@ -1,0 +1,64 @@
+"""Shared fixtures: small real subsets of the shipped demo data and of ../shared, and one trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mudata as md
+import numpy as np
+import pytest
+import scvi
+import torch
+
+md.set_options(pull_on_update=False)
+torch.set_num_threads(2)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+#: A small encoder configuration for tests (the defaults are for real runs).
+TINY = {
+    "n_latent": 16,
+    "d_model": 32,
+    "n_layers": 1,
+    "d_state": 16,
+    "headdim": 16,
+    "chunk_size": 16,
+    "dropout": 0.0,
+    "patch_size": {"rna": 64, "atac": 512, "protein": 8},
+}
+
+
+def shared_file(name: str) -> Path:
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"{path} is not available (the shared data folder sits beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_mdata():
+    """The shipped SNARE-seq subset (2,500 cells, all genes and peaks); tests take copies."""
+    from scmamba.datasets import snareseq_cortex_demo
+
+    return snareseq_cortex_demo()
+
+
+@pytest.fixture(scope="session")
+def split(demo_mdata):
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(demo_mdata.n_obs)
+    return np.sort(perm[500:]), np.sort(perm[:500])
+
+
+@pytest.fixture(scope="session")
+def trained(demo_mdata, split):
+    """SCMAMBA trained on 2,000 reference cells of the demo data; 500 held-out query cells."""
+    from scmamba import SCMAMBA
+
+    scvi.settings.seed = 0
+    ref_idx, query_idx = split
+    ref, query = demo_mdata[ref_idx].copy(), demo_mdata[query_idx].copy()
+    SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    model = SCMAMBA(ref, **TINY)
+    model.train(max_epochs=12, batch_size=128, lr=2e-3, enable_progress_bar=False)
+    return model, ref, query

@@ -1,0 +1,125 @@
+"""Bad input gets a clear error (or a warning) that says what to fix."""
+
+from __future__ import annotations
+
+import anndata as ad
+import mudata as md
+import numpy as np
+import pytest
+from conftest import TINY
+from scipy import sparse
+
+from scmamba import SCMAMBA
+
+MODS = {"rna_layer": "rna", "atac_layer": "atac"}
+
+
+@pytest.fixture
+def small(demo_mdata):
+    return demo_mdata[:120].copy()
+
+
+def test_model_before_setup(small):
+    with pytest.raises(ValueError, match="setup_mudata"):
+        SCMAMBA(small)
+
+
+def test_setup_anndata_points_to_mudata(small):
+    with pytest.raises(NotImplementedError, match="setup_mudata"):
+        SCMAMBA.setup_anndata(small["rna"])
+
+
+def test_missing_or_misnamed_modality(small):
+    with pytest.raises(ValueError, match="no modality 'peaks'.*'rna', 'atac'"):
+        SCMAMBA.setup_mudata(small, modalities={"rna_layer": "rna", "atac_layer": "peaks"})
+    with pytest.raises(ValueError, match="two paired modalities"):
+        SCMAMBA.setup_mudata(small, modalities={"rna_layer": "rna"})
+    with pytest.raises(ValueError, match="not a layer"):
+        SCMAMBA.setup_mudata(small, rna_layer="counts", modalities=MODS)
+    with pytest.raises(TypeError, match="MuData"):
+        SCMAMBA.setup_mudata(small["rna"], modalities=MODS)
+
+
+def test_cells_not_paired(small):
+    unpaired = md.MuData({"rna": small["rna"].copy(), "atac": small["atac"][10:].copy()})
+    with pytest.raises(ValueError, match="not paired.*intersect_obs"):
+        SCMAMBA.setup_mudata(unpaired, modalities=MODS)
+
+
+def _with_rna(small, X):
+    rna = small["rna"].copy()
+    rna.X = X
+    return md.MuData({"rna": rna, "atac": small["atac"].copy()})
+
+
+def test_nan_inf_and_negative_values(small):
+    X = small["rna"].X.astype(np.float32).toarray()
+    bad = X.copy()
+    bad[3, 5] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        SCMAMBA.setup_mudata(_with_rna(small, sparse.csr_matrix(bad)), modalities=MODS)
+    bad = X.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        SCMAMBA.setup_mudata(_with_rna(small, bad), modalities=MODS)  # dense too
+    bad = X.copy()
+    bad[1, 2] = -1
+    with pytest.raises(ValueError, match="negative values.*raw counts"):
+        SCMAMBA.setup_mudata(_with_rna(small, sparse.csr_matrix(bad)), modalities=MODS)
+
+
+def test_normalised_rna_warns(small):
+    X = small["rna"].X.astype(np.float32)
+    X = sparse.csr_matrix(X.multiply(1.0 / X.sum(1)) * 1e4)
+    X.data = np.log1p(X.data)
+    with pytest.warns(UserWarning, match="looks normalised"):
+        SCMAMBA.setup_mudata(_with_rna(small, X), modalities=MODS)
+
+
+def test_all_zero_cell(small):
+    X = small["rna"].X.tolil()
+    X[7, :] = 0
+    with pytest.raises(ValueError, match="1 cells have no counts"):
+        SCMAMBA.setup_mudata(_with_rna(small, X.tocsr()), modalities=MODS)
+
+
+def test_duplicate_feature_names(small):
+    rna = small["rna"].copy()
+    names = rna.var_names.tolist()
+    names[1] = names[0]
+    rna.var_names = names
+    mdata = md.MuData({"rna": rna, "atac": small["atac"].copy()})
+    with pytest.raises(ValueError, match="duplicated feature names.*var_names_make_unique"):
+        SCMAMBA.setup_mudata(mdata, modalities=MODS)
+
+
+def test_unparseable_chromosome_warns_and_places_last(small):
+    rna = small["rna"].copy()
+    rna.var["chrom"] = rna.var["chrom"].astype(object)
+    rna.var.iloc[0, rna.var.columns.get_loc("chrom")] = "GL456233.1"
+    mdata = md.MuData({"rna": rna, "atac": small["atac"].copy()})
+    with pytest.warns(UserWarning, match="GL456233.1"):
+        SCMAMBA.setup_mudata(mdata, modalities=MODS)
+    with pytest.warns(UserWarning, match="GL456233.1"):
+        model = SCMAMBA(mdata, **TINY)
+    order = model.module.order_rna.numpy()
+    assert 0 in order[-(rna.var["chrom"].isna().sum() + 1) :]  # among the unplaced, at the end
+
+
+def test_unknown_batch_key_and_empty_data(small):
+    with pytest.raises(ValueError, match="batch_key 'library' is not a column"):
+        SCMAMBA.setup_mudata(small.copy(), batch_key="library", modalities=MODS)
+    with pytest.raises(ValueError, match="no cells"):
+        SCMAMBA.setup_mudata(small[:0].copy(), modalities=MODS)
+
+
+def test_rna_only_anndata_without_shared_genes(small):
+    SCMAMBA.setup_mudata(small, modalities=MODS)
+    model = SCMAMBA(small, **TINY)
+    foreign = ad.AnnData(sparse.csr_matrix(np.ones((4, 3), dtype=np.float32)))
+    foreign.var_names = ["g1", "g2", "g3"]
+    with pytest.warns(UserWarning):
+        with pytest.raises(ValueError, match="shares no feature"):
+            model.get_latent_representation(foreign, modality="rna")
+    with pytest.raises(ValueError, match="no 'protein' encoder"):
+        model.get_latent_representation(small["rna"], modality="protein")

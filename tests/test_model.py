@@ -1,0 +1,153 @@
+"""SCMAMBA end to end on real data: training quality, embeddings, save/load, RNA-only cells, protein."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import scvi
+import torch
+from conftest import TINY, shared_file
+
+from scmamba import SCMAMBA
+from scmamba.metrics import foscttm, label_transfer_scores
+
+
+def test_training_aligns_held_out_cells_better_than_random(trained):
+    model, ref, query = trained
+    z_rna = model.get_latent_representation(query, modality="rna")
+    z_atac = model.get_latent_representation(query, modality="atac")
+    assert z_rna.shape == (query.n_obs, 16) and z_atac.shape == (query.n_obs, 16)
+    np.testing.assert_allclose(np.linalg.norm(z_rna, axis=1), 1.0, rtol=1e-5)
+    # random embeddings give 0.5; the trained encoders must do far better on cells they never saw
+    assert foscttm(z_rna, z_atac) < 0.3
+    # cross-modal label transfer: RNA reference embedding -> held-out ATAC embedding, well above the majority class
+    labels_ref = ref.obs["cell_type"].astype(str).values
+    labels_q = query.obs["cell_type"].astype(str).values
+    acc = label_transfer_scores(model.get_latent_representation(modality="rna"), labels_ref, z_atac, labels_q)[
+        "accuracy"
+    ]
+    majority = query.obs["cell_type"].value_counts(normalize=True).iloc[0]
+    assert acc > majority + 0.1
+
+
+def test_loss_decreases_and_parts_are_logged(trained):
+    model, _, _ = trained
+    hist = model.history
+    train_loss = hist["train_loss"].values.ravel()
+    assert train_loss[-1] < train_loss[0] - 0.5
+    assert "validation_loss" in hist and "infonce_train" in hist and "cosine_loss_train" in hist
+    assert np.isfinite(hist["validation_loss"].values.astype(float)).all()
+
+
+def test_joint_embedding_is_normalised_mean(trained):
+    model, _, query = trained
+    idx = np.arange(40)
+    joint = model.get_latent_representation(query, indices=idx)
+    rna = model.get_latent_representation(query, modality="rna", indices=idx)
+    atac = model.get_latent_representation(query, modality="atac", indices=idx)
+    expected = (rna + atac) / np.linalg.norm(rna + atac, axis=1, keepdims=True)
+    np.testing.assert_allclose(joint, expected, atol=1e-5)
+
+
+def test_save_load_round_trip_gives_identical_embeddings(trained, tmp_path):
+    model, ref, query = trained
+    before = model.get_latent_representation(query)
+    model.save(str(tmp_path / "m"), overwrite=True)
+    loaded = SCMAMBA.load(str(tmp_path / "m"), ref)
+    np.testing.assert_array_equal(loaded.get_latent_representation(query), before)
+    assert loaded.init_params_ == model.init_params_
+    # the genomic order is part of the saved state: it is not recomputed from the new data
+    for m in model.modalities:
+        assert torch.equal(getattr(loaded.module, f"order_{m}"), getattr(model.module, f"order_{m}"))
+
+
+def test_load_onto_different_features_is_an_error(trained, tmp_path):
+    model, ref, _ = trained
+    model.save(str(tmp_path / "m"), overwrite=True)
+    other = ref[:, ref["atac"].var_names[:-10].tolist() + ref["rna"].var_names.tolist()].copy()
+    with pytest.raises(ValueError, match="different features"):
+        SCMAMBA.load(str(tmp_path / "m"), other)
+
+
+def test_rna_only_cells_through_rna_encoder(trained):
+    model, _, query = trained
+    expected = model.get_latent_representation(query, modality="rna")
+    rna = query["rna"].copy()
+    np.testing.assert_allclose(model.get_latent_representation(rna, modality="rna"), expected, atol=1e-6)
+    # shuffled gene order is realigned; missing genes are zero-filled with a warning
+    shuffled = rna[:, np.random.default_rng(0).permutation(rna.n_vars)].copy()
+    np.testing.assert_allclose(model.get_latent_representation(shuffled, modality="rna"), expected, atol=1e-6)
+    partial = rna[:, rna.var_names[100:]].copy()
+    with pytest.warns(UserWarning, match="100 of 1677 reference features are missing"):
+        z = model.get_latent_representation(partial, modality="rna")
+    assert z.shape == expected.shape
+    with pytest.raises(ValueError, match="pass modality"):
+        model.get_latent_representation(rna)
+
+
+def test_mudata_missing_reference_features_is_an_error(trained):
+    model, _, query = trained
+    fewer = query[:, query["atac"].var_names[5:].tolist() + query["rna"].var_names.tolist()].copy()
+    with pytest.raises(ValueError, match="prepare_query_mudata"):
+        model.get_latent_representation(fewer)
+    aligned = SCMAMBA.prepare_query_mudata(fewer, model)
+    assert aligned["atac"].n_vars == query["atac"].n_vars
+    assert model.get_latent_representation(aligned).shape == (query.n_obs, 16)
+
+
+def test_user_mudata_is_not_modified(demo_mdata):
+    mdata = demo_mdata[:300].copy()
+    before = {m: (mdata[m].X.copy(), mdata[m].var.copy(), mdata[m].obs.copy()) for m in mdata.mod}
+    obs_before = mdata.obs.copy()
+    SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    model = SCMAMBA(mdata, **TINY)
+    model.train(max_epochs=1, batch_size=64, enable_progress_bar=False)
+    model.get_latent_representation()
+    for m, (X, var, obs) in before.items():
+        assert (mdata[m].X != X).nnz == 0
+        assert mdata[m].var.equals(var)
+        assert mdata[m].obs.equals(obs)
+    assert mdata.obs[obs_before.columns].equals(obs_before)
+
+
+def test_modalities_inferred_and_summary(demo_mdata):
+    mdata = demo_mdata[:200].copy()
+    SCMAMBA.setup_mudata(mdata)
+    model = SCMAMBA(mdata, **TINY)
+    assert model.modalities == ["rna", "atac"]
+    assert model.module.encoders["atac"].tokenizer.n_patches == int(np.ceil(24744 / 512))
+    assert "tokens" in repr(model)
+
+
+def test_rna_protein_on_abseq():
+    import mudata as md
+
+    mdata = md.read_h5mu(shared_file("abseq_bonemarrow_triana2021.h5mu"))
+    rng = np.random.default_rng(1)
+    idx = np.sort(rng.choice(mdata.n_obs, 1500, replace=False))
+    sub = mdata[idx].copy()
+    ref, query = sub[:1200].copy(), sub[1200:].copy()
+    scvi.settings.seed = 0
+    SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "prot"})
+    model = SCMAMBA(ref, **TINY)
+    assert model.modalities == ["rna", "protein"]
+    # proteins keep their given order
+    assert torch.equal(model.module.order_protein, torch.arange(ref["prot"].n_vars))
+    model.train(max_epochs=10, batch_size=128, lr=2e-3, enable_progress_bar=False)
+    z_rna = model.get_latent_representation(query, modality="rna")
+    z_prot = model.get_latent_representation(query, modality="protein")
+    assert foscttm(z_rna, z_prot) < 0.3
+
+
+def test_bf16_mixed_precision_trains(demo_mdata):
+    mdata = demo_mdata[:256].copy()
+    SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    model = SCMAMBA(mdata, **TINY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.train(max_epochs=2, batch_size=64, precision="bf16", enable_progress_bar=False)
+    z = model.get_latent_representation()
+    assert np.isfinite(z).all()
+    assert model.trainer.precision == "bf16-mixed"
