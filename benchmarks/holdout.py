@@ -39,7 +39,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def _split(n: int, seed: int = 0, test_fraction: float = 0.2):
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
-    n_test = int(round(test_fraction * n))
+    n_test = round(test_fraction * n)
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
@@ -71,7 +71,13 @@ def run_one(method: str, data: str, epochs: int, label_key: str, seed: int, extr
     ref, query = mdata[train_idx].copy(), mdata[test_idx].copy()
     labels_ref = ref.obs[label_key].astype(str).values
     labels_query = query.obs[label_key].astype(str).values
-    result = {"method": method, "data": Path(data).stem, "n_ref": ref.n_obs, "n_query": query.n_obs, "epochs": epochs}
+    result = {
+        "method": method,
+        "data": Path(data).stem,
+        "n_ref": ref.n_obs,
+        "n_query": query.n_obs,
+        "epochs": epochs,
+    }
 
     t0 = time.perf_counter()
     if method == "scmamba":
@@ -95,12 +101,16 @@ def run_one(method: str, data: str, epochs: int, label_key: str, seed: int, extr
         model = scvi.model.MULTIVI(ref, n_genes=ref["rna"].n_vars, n_regions=ref[other].n_vars)
         model.train(max_epochs=epochs, enable_progress_bar=False)
         train_s = time.perf_counter() - t0
+        query.obs["_indices"] = np.arange(query.n_obs)  # MULTIVI registers this column; its query transfer needs it
         t1 = time.perf_counter()
         z_rna_q = model.get_latent_representation(query, modality="expression")
         z_oth_q = model.get_latent_representation(query, modality="accessibility")
         embed_s = time.perf_counter() - t1
         z_rna_ref = model.get_latent_representation(modality="expression")
     elif method == "totalvi":
+        for m in (ref, query):  # TOTALVI needs dense protein counts
+            X = m.mod[other].X
+            m.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
         scvi.model.TOTALVI.setup_mudata(
             ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": other, "batch_key": "rna"}
         )
@@ -164,8 +174,8 @@ def main(argv=None):
 
     rows = []
     for method in args.methods:
-        cmd = [sys.executable, __file__, "--single", "--data", args.data, "--methods", method,
-               "--label-key", args.label_key, "--seed", str(args.seed), "--scmamba-kwargs", args.scmamba_kwargs]  # fmt: skip
+        cmd = [sys.executable, __file__, "--single", "--data", args.data, "--methods", method, "--label-key",
+               args.label_key, "--seed", str(args.seed), "--scmamba-kwargs", args.scmamba_kwargs]  # fmt: skip
         if args.epochs:
             cmd += ["--epochs", str(args.epochs)]
         proc = subprocess.run(cmd, capture_output=True, text=True)

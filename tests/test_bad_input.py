@@ -10,6 +10,7 @@ from conftest import TINY
 from scipy import sparse
 
 from scmamba import SCMAMBA
+from scmamba.data import genomic_order
 
 MODS = {"rna_layer": "rna", "atac_layer": "atac"}
 
@@ -102,8 +103,11 @@ def test_unparseable_chromosome_warns_and_places_last(small):
         SCMAMBA.setup_mudata(mdata, modalities=MODS)
     with pytest.warns(UserWarning, match="GL456233.1"):
         model = SCMAMBA(mdata, **TINY)
+    with pytest.warns(UserWarning, match="GL456233.1"):
+        n_unplaced = genomic_order(rna.var, modality="rna").n_unplaced
+    assert n_unplaced == 28 + 1  # the 28 genes without coordinates, and this one
     order = model.module.order_rna.numpy()
-    assert 0 in order[-(rna.var["chrom"].isna().sum() + 1) :]  # among the unplaced, at the end
+    assert 0 in order[-n_unplaced:] and 0 not in order[:-n_unplaced]  # placed last, with the unplaced genes
 
 
 def test_unknown_batch_key_and_empty_data(small):

@@ -67,6 +67,12 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         Hidden width of the block MLPs (default ``2 * d_model``).
     dropout
         Dropout in the encoders.
+    feature_dropout
+        Fraction of each cell's features zeroed at random in every training step: an augmentation that keeps
+        the encoders from memorising individual cells.
+    pooling
+        Cell summary fed to the MLP head: ``'last'`` token of the causal scan (the paper's choice) or ``'mean'``
+        of all tokens.
     n_bins
         Relative-level bins for RNA and protein values (``None``: log-normalised values).
     temperature_init
@@ -111,6 +117,8 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         chunk_size: int = 32,
         mlp_hidden: int | None = None,
         dropout: float = 0.1,
+        feature_dropout: float = 0.0,
+        pooling: str = "last",
         n_bins: int | None = 51,
         temperature_init: float = 0.07,
         learn_temperature: bool = True,
@@ -153,6 +161,8 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             mlp_hidden=mlp_hidden,
             chunk_size=chunk_size,
             dropout=dropout,
+            feature_dropout=feature_dropout,
+            pooling=pooling,
             n_bins=n_bins,
             temperature_init=temperature_init,
             learn_temperature=learn_temperature,

@@ -47,6 +47,11 @@ class ScMambaModule(BaseModuleClass):
         Encoder sizes; ``n_layers`` and ``patch_size`` may be dicts per modality.
     dropout
         Dropout in the encoders.
+    feature_dropout
+        Fraction of each cell's features zeroed at random in every training step (augmentation against
+        memorising cells; 0 turns it off).
+    pooling
+        ``'last'`` token (the paper) or ``'mean'`` of the tokens as the cell summary.
     n_bins
         Relative-level bins for RNA and protein values (``None``: log-normalised values).
     temperature_init
@@ -76,6 +81,8 @@ class ScMambaModule(BaseModuleClass):
         mlp_hidden: int | None = None,
         chunk_size: int = 32,
         dropout: float = 0.1,
+        feature_dropout: float = 0.0,
+        pooling: str = "last",
         n_bins: int | None = 51,
         temperature_init: float = 0.07,
         learn_temperature: bool = True,
@@ -90,6 +97,7 @@ class ScMambaModule(BaseModuleClass):
             raise ValueError(f"n_features needs at least one of {MODALITIES}.")
         self.n_latent = n_latent
         self.n_bins = n_bins
+        self.feature_dropout = feature_dropout
         self.lambda_con = lambda_con
         self.lambda_sim = lambda_sim
         self.max_log_scale = math.log(max_logit_scale)
@@ -112,6 +120,7 @@ class ScMambaModule(BaseModuleClass):
                 n_layers=layers[m],
                 mlp_hidden=mlp_hidden,
                 dropout=dropout,
+                pooling=pooling,
                 d_state=d_state,
                 headdim=headdim,
                 expand=expand,
@@ -133,7 +142,11 @@ class ScMambaModule(BaseModuleClass):
     def embed(self, modality: str, counts: torch.Tensor, normalize: bool = True) -> torch.Tensor:
         """Embed raw counts of one modality (columns in the registered feature order)."""
         order = getattr(self, f"order_{modality}")
-        x = encode_values(counts.index_select(-1, order).float(), modality, self.n_bins)
+        counts = counts.float()
+        if self.training and self.feature_dropout > 0:
+            # augmentation: each training step sees a random subset of each cell's measured features
+            counts = counts * (torch.rand_like(counts) >= self.feature_dropout)
+        x = encode_values(counts.index_select(-1, order), modality, self.n_bins)
         z = self.encoders[modality](x)
         return F.normalize(z.float(), dim=-1) if normalize else z
 

@@ -140,7 +140,11 @@ class MambaEncoder(nn.Module):
             for i in range(n_layers)
         )
         self.norm_f = nn.RMSNorm(d_model, eps=1e-5)
-        self.head = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(), nn.Linear(d_model, n_output))
+        # BatchNorm in the head (as in SimCLR's projection head): the embedding cannot collapse to one point shared
+        # by all cells, which the cosine term otherwise drives small models into (InfoNCE stuck at log(batch)).
+        self.head = nn.Sequential(
+            nn.Linear(d_model, d_model), nn.BatchNorm1d(d_model), nn.GELU(), nn.Linear(d_model, n_output)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(cells, n_features) -> (cells, n_output)``; the causal scan's last token summarises the cell."""

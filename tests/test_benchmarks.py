@@ -1,0 +1,138 @@
+"""Smoke tests of the benchmark scripts in their ``--quick`` modes on the real data sets.
+
+Each script runs as a subprocess (as a user would run it) and writes to ``tmp_path``; the tests check that the
+JSON / CSV / PNG outputs exist, hold every method and metric column, and that the values lie in valid ranges.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "benchmarks"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+DATASETS = {
+    "abseq": ("abseq_bonemarrow_triana2021.h5mu", ["scmamba", "totalvi", "pca_lsi_harmony", "wnn"]),
+    "snareseq": (
+        "snareseq_mouse_cortex_chen2019.h5mu",
+        ["scmamba", "multivi", "multivi_hvg", "pca_lsi_harmony", "wnn"],
+    ),
+}
+UNIT_METRICS = ["NMI", "MAP", "cASW", "OEMS", "SAS", "GC", "oASW", "FOSCTTM", "matching_score", "label_acc", "label_f1"]
+SCORES = ["S_bio", "S_omics", "overall"]
+COST = ["train_s", "train_cells_per_s", "embed_s", "embed_cells_per_s", "peak_rss_train_gb", "peak_rss_embed_gb"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"{path} is not available (the shared data folder sits beside the checkout)")
+    return path
+
+
+def _run(script: str, args: list[str], cwd: Path, timeout: int) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,  # any stray logs of the trainers land in tmp_path, not in the checkout
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+def _is_png(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG_MAGIC
+
+
+def _last_table(stdout: str) -> list[str]:
+    lines = stdout.strip().splitlines()
+    table = []
+    for line in reversed(lines):
+        if not line.startswith("|"):
+            break
+        table.insert(0, line)
+    return table
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", list(DATASETS))
+def test_integration_quick(dataset, tmp_path):
+    file_name, methods = DATASETS[dataset]
+    data = _shared(file_name)
+    stdout = _run("integration.py", ["--data", str(data), "--quick", "--out", str(tmp_path)], tmp_path, timeout=900)
+    stem = data.stem
+    json_path, csv_path = tmp_path / f"integration_{stem}.json", tmp_path / f"integration_{stem}.csv"
+    assert json_path.exists() and csv_path.exists()
+    assert _is_png(tmp_path / f"integration_{stem}_umap.png")
+    assert _is_png(tmp_path / f"integration_{stem}_metrics.png")
+
+    # the Markdown table is printed last: header, separator, one row per method and split
+    table = _last_table(stdout)
+    assert table[0].startswith("| method | split |") and len(table) == 2 + 2 * len(methods)
+
+    result = json.loads(json_path.read_text())
+    assert result["meta"]["quick"] and result["meta"]["n_heldout"] > 0
+    rows = result["rows"]
+    assert {(r["method"], r["split"]) for r in rows} == {(m, s) for m in methods for s in ("heldout", "train")}
+    csv = pd.read_csv(csv_path)
+    assert len(csv) == len(rows)
+    for col in ["ARI", *UNIT_METRICS, *SCORES, *COST, "epochs", "latent", "note"]:
+        assert col in csv.columns, col
+
+    for r in rows:
+        assert r["status"] == "ok", (r["method"], r.get("note"))
+        assert r["train_s"] > 0 and r["train_cells_per_s"] > 0 and r["embed_cells_per_s"] > 0
+        assert 0 < r["peak_rss_train_gb"] < 64 and 0 < r["peak_rss_embed_gb"] < 64
+        if r["method"] == "wnn":  # graph only: ARI/NMI on the held-out cells, everything else n/a
+            if r["split"] == "heldout":
+                assert -1 <= r["ARI"] <= 1 and 0 <= r["NMI"] <= 1
+            assert all(r[c] is None for c in ["MAP", "FOSCTTM", "label_acc", *SCORES])
+            continue
+        assert -1 <= r["ARI"] <= 1
+        for col in UNIT_METRICS + SCORES:
+            assert r[col] is not None and 0 <= r[col] <= 1 + 1e-9, (r["method"], r["split"], col, r[col])
+        if r["method"] in ("scmamba", "multivi", "multivi_hvg"):
+            assert r["epochs"] == 2  # --quick trains the deep models for 2 epochs
+    totalvi = [r for r in rows if r["method"] == "totalvi"]
+    for r in totalvi:  # one joint latent used for both layers, and said so
+        assert r["FOSCTTM"] == 0 and r["latent"].startswith("joint")
+    # overall scores are min-max scaled across the methods, so each metric's best method gets 1 on that metric
+    for split in ("heldout", "train"):
+        full = [r for r in rows if r["split"] == split and r["method"] != "wnn"]
+        assert all(math.isclose(r["overall"], 0.6 * r["S_bio"] + 0.4 * r["S_omics"]) for r in full)
+
+
+@pytest.mark.slow
+def test_scaling_quick(tmp_path):
+    _shared("snareseq_mouse_cortex_chen2019.h5mu")
+    stdout = _run("scaling.py", ["--quick", "--out", str(tmp_path)], tmp_path, timeout=600)
+    json_path, csv_path = tmp_path / "scaling_quick.json", tmp_path / "scaling_quick.csv"
+    assert json_path.exists() and csv_path.exists() and _is_png(tmp_path / "scaling_quick.png")
+    table = _last_table(stdout)
+    assert table[0].startswith("| method | cells |") and len(table) == 2 + 4
+
+    rows = json.loads(json_path.read_text())["rows"]
+    assert {(r["method"], r["n_cells"]) for r in rows} == {(m, n) for m in ("scmamba", "multivi") for n in (1000, 2000)}
+    csv = pd.read_csv(csv_path)
+    for col in ["time_per_epoch_s", "train_cells_per_s", "peak_rss_gb", "input_nnz", "input_sparse_gb", "dense_gb"]:
+        assert col in csv.columns, col
+    for r in rows:
+        assert r["status"] == "ok", r.get("error")
+        assert r["n_genes"] == 2000 and r["n_peaks"] == 5000 and r["epochs"] == 1
+        assert r["time_per_epoch_s"] > 0 and r["train_cells_per_s"] > 0 and 0 < r["peak_rss_gb"] < 64
+        # resampled real counts: sparse like SNARE-seq, and the input's nnz is what was generated
+        assert 0 < r["rna_density"] < 0.5 and 0 < r["atac_density"] < 0.2
+        assert r["input_nnz"] == r["rna_nnz"] + r["atac_nnz"] > 0
+    nnz = {r["n_cells"]: r["input_nnz"] for r in rows}
+    assert 1.5 < nnz[2000] / nnz[1000] < 2.5  # nnz grows with the cells (depths are drawn from real cells)
