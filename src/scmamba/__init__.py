@@ -2,7 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import data, datasets, metrics, nn, pl, tl
+from . import data, datasets, metrics, module, nn, pl, tl, train
 from .model import SCMAMBA
 
 try:
@@ -10,4 +10,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["SCMAMBA", "__version__", "data", "datasets", "metrics", "nn", "pl", "tl"]
+__all__ = ["SCMAMBA", "__version__", "data", "datasets", "metrics", "module", "nn", "pl", "tl", "train"]
