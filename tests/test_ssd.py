@@ -146,3 +146,21 @@ def test_fused_kernel_agrees_with_torch_path():  # pragma: no cover - runs only 
     layer.use_fused_kernels = True
     y_fused = layer(u)
     assert _rel(y_fused, y_torch) < 1e-3
+
+
+@pytest.mark.parametrize("projection", ["shared", "per_region"])
+def test_sparse_patch_embedding_equals_dense_patching(projection):
+    import torch.nn.functional as F
+
+    from scmamba.nn import PatchEmbedding
+
+    torch.manual_seed(0)
+    x = (torch.rand(7, 1000) < 0.05).float() * torch.rand(7, 1000)
+    tok = PatchEmbedding(1000, 64, 16, dropout=0.0, projection=projection)
+    patches = F.pad(x, (0, 16 * 64 - 1000)).view(7, 16, 64)  # ceil(1000 / 64) = 16 patches, zero-padded
+    if projection == "shared":
+        ref = tok.proj(patches)
+    else:
+        weight = F.pad(tok.proj_weight, (0, 0, 0, 24)).view(16, 64, 16)
+        ref = torch.einsum("ncp,cpd->ncd", patches, weight) + tok.proj_bias
+    assert torch.allclose(tok(x), ref + tok.pos_embedding, atol=1e-6)

@@ -73,6 +73,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     pooling
         Cell summary fed to the MLP head: ``'last'`` token of the causal scan (the paper's choice) or ``'mean'``
         of all tokens.
+    projection
+        ``'shared'``: one patch projection for all genomic regions (the paper); ``'per_region'``: a projection per
+        region (patch), so tokens carry which features they hold.
     n_bins
         Relative-level bins for RNA and protein values (``None``: log-normalised values).
     temperature_init
@@ -119,6 +122,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         dropout: float = 0.1,
         feature_dropout: float = 0.0,
         pooling: str = "last",
+        projection: str = "shared",
         n_bins: int | None = 51,
         temperature_init: float = 0.07,
         learn_temperature: bool = True,
@@ -163,6 +167,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             dropout=dropout,
             feature_dropout=feature_dropout,
             pooling=pooling,
+            projection=projection,
             n_bins=n_bins,
             temperature_init=temperature_init,
             learn_temperature=learn_temperature,

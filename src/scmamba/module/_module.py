@@ -52,6 +52,8 @@ class ScMambaModule(BaseModuleClass):
         memorising cells; 0 turns it off).
     pooling
         ``'last'`` token (the paper) or ``'mean'`` of the tokens as the cell summary.
+    projection
+        Patch projection shared by all patches (``'shared'``) or one per genomic region (``'per_region'``).
     n_bins
         Relative-level bins for RNA and protein values (``None``: log-normalised values).
     temperature_init
@@ -83,6 +85,7 @@ class ScMambaModule(BaseModuleClass):
         dropout: float = 0.1,
         feature_dropout: float = 0.0,
         pooling: str = "last",
+        projection: str = "shared",
         n_bins: int | None = 51,
         temperature_init: float = 0.07,
         learn_temperature: bool = True,
@@ -121,6 +124,7 @@ class ScMambaModule(BaseModuleClass):
                 mlp_hidden=mlp_hidden,
                 dropout=dropout,
                 pooling=pooling,
+            projection=projection,
                 d_state=d_state,
                 headdim=headdim,
                 expand=expand,

@@ -26,39 +26,51 @@ class PatchEmbedding(nn.Module):
         Token width.
     dropout
         Dropout on the token embeddings.
+    projection
+        ``'shared'``: one ``P x D`` projection for every patch (the paper); ``'per_region'``: each genomic region
+        (patch) has its own ``P x D`` projection, so a token knows which features it holds.
+
+    Notes
+    -----
+    Single-cell profiles are mostly zeros, so tokens are built from the non-zero entries only (an ``index_add`` of
+    projected non-zeros into their patch): the cost grows with the number of non-zeros, not with ``L``.
     """
 
     def __init__(
-        self, n_features: int, patch_size: int, d_model: int, dropout: float = 0.1, shared_projection: bool = True
+        self, n_features: int, patch_size: int, d_model: int, dropout: float = 0.1, projection: str = "shared"
     ):
         super().__init__()
         if n_features < 1 or patch_size < 1:
             raise ValueError(f"n_features ({n_features}) and patch_size ({patch_size}) must be positive.")
+        if projection not in ("shared", "per_region"):
+            raise ValueError(f"projection must be 'shared' or 'per_region', got {projection!r}.")
         self.n_features = n_features
         self.patch_size = patch_size
         self.n_patches = math.ceil(n_features / patch_size)
-        self.shared_projection = shared_projection
-        if shared_projection:
+        self.projection = projection
+        if projection == "shared":
             self.proj = nn.Linear(patch_size, d_model)
         else:
-            bound = 1 / math.sqrt(patch_size)
-            self.proj_weight = nn.Parameter(torch.empty(self.n_patches, patch_size, d_model).uniform_(-bound, bound))
-            self.proj_bias = nn.Parameter(torch.zeros(self.n_patches, d_model))
+            bound = 1 / math.sqrt(patch_size)  # nn.Linear's initialisation, per region
+            self.proj_weight = nn.Parameter(torch.empty(n_features, d_model).uniform_(-bound, bound))
+            self.proj_bias = nn.Parameter(torch.empty(self.n_patches, d_model).uniform_(-bound, bound))
         self.pos_embedding = nn.Parameter(torch.randn(self.n_patches, d_model) * 0.02)
         self.pos_embedding._no_weight_decay = True
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(cells, n_features) -> (cells, n_patches, d_model)``."""
-        pad = self.n_patches * self.patch_size - x.shape[-1]
-        if pad:
-            x = F.pad(x, (0, pad))
-        patches = x.view(x.shape[0], self.n_patches, self.patch_size)
-        if self.shared_projection:
-            tokens = self.proj(patches)
-        else:  # one projection per genomic region: (patch, cell, P) @ (patch, P, D)
-            tokens = torch.bmm(patches.transpose(0, 1), self.proj_weight).transpose(0, 1) + self.proj_bias
-        return self.dropout(tokens + self.pos_embedding)
+        n_cells = x.shape[0]
+        rows, cols = x.nonzero(as_tuple=True)
+        values = x[rows, cols].unsqueeze(-1)
+        if self.projection == "shared":
+            weight, bias = self.proj.weight.T[cols % self.patch_size], self.proj.bias
+        else:
+            weight, bias = self.proj_weight[cols], self.proj_bias
+        contrib = values.to(weight.dtype) * weight
+        tokens = contrib.new_zeros(n_cells * self.n_patches, contrib.shape[-1])
+        tokens = tokens.index_add(0, rows * self.n_patches + cols // self.patch_size, contrib)
+        return self.dropout(tokens.view(n_cells, self.n_patches, -1) + bias + self.pos_embedding)
 
 
 class GatedMLP(nn.Module):
@@ -113,6 +125,8 @@ class MambaEncoder(nn.Module):
         Dropout on tokens and inside MLPs.
     pooling
         ``'last'``: the last token summarises the cell (the paper's choice); ``'mean'``: the mean of all tokens.
+    projection
+        Patch projection shared by all patches (``'shared'``, the paper) or one per genomic region (``'per_region'``).
     **mamba_kwargs
         Passed to :class:`~scmamba.nn.Mamba2` (``d_state``, ``headdim``, ``expand``, ``chunk_size`` ...).
     """
@@ -128,13 +142,14 @@ class MambaEncoder(nn.Module):
         mlp_hidden: int | None = None,
         dropout: float = 0.1,
         pooling: str = "last",
+        projection: str = "shared",
         **mamba_kwargs,
     ):
         super().__init__()
         if pooling not in ("last", "mean"):
             raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}.")
         self.pooling = pooling
-        self.tokenizer = PatchEmbedding(n_features, patch_size, d_model, dropout=dropout)
+        self.tokenizer = PatchEmbedding(n_features, patch_size, d_model, dropout=dropout, projection=projection)
         self.blocks = nn.ModuleList(
             MambaBlock(d_model, mlp_hidden or 2 * d_model, dropout=dropout, layer_idx=i, **mamba_kwargs)
             for i in range(n_layers)
