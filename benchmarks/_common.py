@@ -19,16 +19,12 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-#: Small SCMAMBA configuration of the ``--quick`` modes (the tests' TINY config without dropout changes).
-QUICK_SCMAMBA = {
-    "n_latent": 16,
-    "d_model": 32,
-    "n_layers": 1,
-    "d_state": 16,
-    "headdim": 16,
-    "chunk_size": 16,
-    "patch_size": {"rna": 64, "atac": 512, "protein": 8},
-}
+
+def quick_scmamba_config() -> dict:
+    """SCMAMBA configuration of the ``--quick`` modes: the package's small configuration."""
+    from scmamba import SCMAMBA
+
+    return SCMAMBA.small_config()
 
 
 def peak_rss_gb() -> float:

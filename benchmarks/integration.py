@@ -53,7 +53,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    QUICK_SCMAMBA,
     RESULTS,
     default_threads,
     epoch_timer,
@@ -61,6 +60,7 @@ from _common import (
     machine_info,
     markdown_table,
     peak_rss_gb,
+    quick_scmamba_config,
     reset_peak_rss,
     run_child,
     set_threads,
@@ -177,6 +177,18 @@ def _train_deep(model, epochs: int, sections: Sections, **kwargs) -> dict:
     return {"epochs": len(timer.times), "time_per_epoch_s": float(np.median(timer.times)) if timer.times else None}
 
 
+def _with_embeddings(out: dict, model, rna_test, oth_test, rna_train, oth_train_eval) -> dict:
+    """Add a deep model's parameter count and the embeddings the parent process evaluates."""
+    out["n_params"] = int(sum(p.numel() for p in model.module.parameters()))
+    out["arrays"] = {
+        "rna_test": rna_test,
+        "oth_test": oth_test,
+        "rna_train": rna_train,
+        "oth_train_eval": oth_train_eval,
+    }
+    return out
+
+
 def run_scmamba(ref, query, other, kind, split, epochs, kwargs, sections) -> dict:
     """SCMAMBA: per-layer embeddings from each modality's encoder."""
     from scmamba import SCMAMBA
@@ -189,14 +201,7 @@ def run_scmamba(ref, query, other, kind, split, epochs, kwargs, sections) -> dic
         oth_test = model.get_latent_representation(query, modality=kind)
     rna_train = model.get_latent_representation(modality="rna")
     oth_train_eval = model.get_latent_representation(modality=kind, indices=split["train_eval"])
-    out["n_params"] = int(sum(p.numel() for p in model.module.parameters()))
-    out["arrays"] = {
-        "rna_test": rna_test,
-        "oth_test": oth_test,
-        "rna_train": rna_train,
-        "oth_train_eval": oth_train_eval,
-    }
-    return out
+    return _with_embeddings(out, model, rna_test, oth_test, rna_train, oth_train_eval)
 
 
 def select_multivi_features(ref, other: str) -> tuple[np.ndarray, np.ndarray]:
@@ -245,14 +250,7 @@ def run_multivi(ref, query, other, split, epochs, hvg, sections) -> dict:
         oth_test = model.get_latent_representation(query, modality="accessibility")
     rna_train = model.get_latent_representation(modality="expression")
     oth_train_eval = model.get_latent_representation(modality="accessibility", indices=split["train_eval"])
-    out["n_params"] = int(sum(p.numel() for p in model.module.parameters()))
-    out["arrays"] = {
-        "rna_test": rna_test,
-        "oth_test": oth_test,
-        "rna_train": rna_train,
-        "oth_train_eval": oth_train_eval,
-    }
-    return out
+    return _with_embeddings(out, model, rna_test, oth_test, rna_train, oth_train_eval)
 
 
 def run_totalvi(ref, query, other, split, epochs, sections) -> dict:
@@ -270,14 +268,7 @@ def run_totalvi(ref, query, other, split, epochs, sections) -> dict:
     with sections.embed():
         z_test = model.get_latent_representation(query)
     z_train = model.get_latent_representation()
-    out["n_params"] = int(sum(p.numel() for p in model.module.parameters()))
-    out["arrays"] = {
-        "rna_test": z_test,
-        "oth_test": z_test,
-        "rna_train": z_train,
-        "oth_train_eval": z_train[split["train_eval"]],
-    }
-    return out
+    return _with_embeddings(out, model, z_test, z_test, z_train, z_train[split["train_eval"]])
 
 
 def _lognorm(X):
@@ -755,7 +746,7 @@ def parse_args(argv=None):
     if args.max_cells is None:
         args.max_cells = QUICK_CELLS if args.quick else 0
     if args.scmamba_kwargs is None:
-        args.scmamba_kwargs = json.dumps(QUICK_SCMAMBA if args.quick else {})
+        args.scmamba_kwargs = json.dumps(quick_scmamba_config() if args.quick else {})
     return args
 
 

@@ -39,13 +39,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
-    QUICK_SCMAMBA,
     RESULTS,
     default_threads,
     epoch_timer,
     machine_info,
     markdown_table,
     peak_rss_gb,
+    quick_scmamba_config,
     run_child,
     set_threads,
     to_jsonable,
@@ -332,7 +332,7 @@ def parse_args(argv=None):
     args.genes = args.genes or (2000 if args.quick else 36601)
     args.peaks = args.peaks or (5000 if args.quick else 150000)
     if args.scmamba_kwargs is None:
-        args.scmamba_kwargs = json.dumps(QUICK_SCMAMBA if args.quick else {})
+        args.scmamba_kwargs = json.dumps(quick_scmamba_config() if args.quick else {})
     return args
 
 

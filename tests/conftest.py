@@ -10,22 +10,15 @@ import pytest
 import scvi
 import torch
 
+from scmamba import SCMAMBA
+
 md.set_options(pull_on_update=False)
 torch.set_num_threads(2)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-#: A small encoder configuration for tests (the defaults are for real runs).
-TINY = {
-    "n_latent": 16,
-    "d_model": 32,
-    "n_layers": 1,
-    "d_state": 16,
-    "headdim": 16,
-    "chunk_size": 16,
-    "dropout": 0.0,
-    "patch_size": {"rna": 64, "atac": 512, "protein": 8},
-}
+#: The package's small configuration without dropout (the defaults are for real runs).
+TINY = {**SCMAMBA.small_config(), "dropout": 0.0}
 
 
 def shared_file(name: str) -> Path:
@@ -53,8 +46,6 @@ def split(demo_mdata):
 @pytest.fixture(scope="session")
 def trained(demo_mdata, split):
     """SCMAMBA trained on 2,000 reference cells of the demo data; 500 held-out query cells."""
-    from scmamba import SCMAMBA
-
     scvi.settings.seed = 0
     ref_idx, query_idx = split
     ref, query = demo_mdata[ref_idx].copy(), demo_mdata[query_idx].copy()

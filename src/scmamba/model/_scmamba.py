@@ -203,6 +203,19 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             "mlp_hidden": 1024,
         }
 
+    @staticmethod
+    def small_config() -> dict:
+        """A tiny architecture (about 50k parameters) for smoke tests and CI-sized runs, as keyword arguments."""
+        return {
+            "n_latent": 16,
+            "d_model": 32,
+            "n_layers": 1,
+            "d_state": 16,
+            "headdim": 16,
+            "chunk_size": 16,
+            "patch_size": {"rna": 64, "atac": 512, "protein": 8},
+        }
+
     @property
     def modalities(self) -> list[str]:
         """Encoded modalities, e.g. ``['rna', 'atac']``."""

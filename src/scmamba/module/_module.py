@@ -124,7 +124,7 @@ class ScMambaModule(BaseModuleClass):
                 mlp_hidden=mlp_hidden,
                 dropout=dropout,
                 pooling=pooling,
-            projection=projection,
+                projection=projection,
                 d_state=d_state,
                 headdim=headdim,
                 expand=expand,
