@@ -116,7 +116,7 @@ def test_integration_quick(dataset, tmp_path):
 @pytest.mark.slow
 def test_scaling_quick(tmp_path):
     _shared("snareseq_mouse_cortex_chen2019.h5mu")
-    stdout = _run("scaling.py", ["--quick", "--out", str(tmp_path)], tmp_path, timeout=600)
+    stdout = _run("scaling.py", ["--quick", "--max-steps", "3", "--out", str(tmp_path)], tmp_path, timeout=600)
     json_path, csv_path = tmp_path / "scaling_quick.json", tmp_path / "scaling_quick.csv"
     assert json_path.exists() and csv_path.exists() and _is_png(tmp_path / "scaling_quick.png")
     table = _last_table(stdout)
@@ -131,8 +131,46 @@ def test_scaling_quick(tmp_path):
         assert r["status"] == "ok", r.get("error")
         assert r["n_genes"] == 2000 and r["n_peaks"] == 5000 and r["epochs"] == 1
         assert r["time_per_epoch_s"] > 0 and r["train_cells_per_s"] > 0 and 0 < r["peak_rss_gb"] < 64
+        batch = 256 if r["method"] == "scmamba" else 128  # --max-steps 3 cuts each epoch to 3 minibatches
+        assert r["cells_per_epoch"] == min(r["n_cells"], 3 * batch)
         # resampled real counts: sparse like SNARE-seq, and the input's nnz is what was generated
         assert 0 < r["rna_density"] < 0.5 and 0 < r["atac_density"] < 0.2
         assert r["input_nnz"] == r["rna_nnz"] + r["atac_nnz"] > 0
     nnz = {r["n_cells"]: r["input_nnz"] for r in rows}
     assert 1.5 < nnz[2000] / nnz[1000] < 2.5  # nnz grows with the cells (depths are drawn from real cells)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", ["abseq", "snareseq"])
+def test_transfer_quick(dataset, tmp_path):
+    data = _shared(DATASETS[dataset][0])
+    stdout = _run("transfer.py", ["--data", str(data), "--quick", "--out", str(tmp_path)], tmp_path, timeout=900)
+    result = json.loads((tmp_path / f"transfer_{data.stem}_quick.json").read_text())
+    rows = result["rows"]
+    peer = "totalvi" if dataset == "abseq" else "multivi"
+    single = ["rna only"] if dataset == "abseq" else ["rna only", "atac only"]
+    expected = {("scmamba", "paired", "joint"), (peer, "paired", "joint")}
+    expected |= {("scmamba", q, rep) for q in single for rep in ("joint", "same modality")}
+    if peer == "multivi":
+        expected |= {("multivi", q, rep) for q in single for rep in ("joint", "same modality")}
+    if dataset == "abseq":
+        expected.add(("scmamba", "protein only", "joint"))
+        expected.add(("scmamba", "protein only", "same modality"))
+    assert {(r["method"], r["query"], r["ref_rep"]) for r in rows} == expected
+    for r in rows:
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["macro_f1"] <= 1
+    children = {c["method"]: c for c in result["children"]}
+    # the split is by donor / library: no query batch is in the reference
+    assert "Aged" in children["scmamba"]["protocol"] if dataset == "abseq" else "->" in children["scmamba"]["protocol"]
+    assert _last_table(stdout)[0].startswith("| method | query |")
+
+
+def test_ssd_throughput_quick(tmp_path):
+    stdout = _run("ssd_throughput.py", ["--quick", "--threads", "1", "--out", str(tmp_path)], tmp_path, timeout=300)
+    result = json.loads((tmp_path / "ssd_throughput_quick.json").read_text())
+    assert result["meta"]["matmul_gflops"] > 0
+    chunked = [r for r in result["ssd"] if r["kernel"].startswith("ssd_chunked")]
+    assert chunked and all(0 < r["fwd_fraction_of_matmul"] and r["fwd_bwd_ms"] > 0 for r in chunked)
+    parts = {r["part"] for r in result["step"]}
+    assert "tokenizer (sparse patch projection)" in parts and "whole module step (fwd+bwd, loss)" in parts
+    assert "SSD scan" in stdout

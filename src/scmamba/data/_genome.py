@@ -251,7 +251,7 @@ class GenomeOrder:
 
     @property
     def inverse(self) -> np.ndarray:
-        """Inverse permutation: ``apply(X)[..., inverse]`` gives back ``X``."""
+        """Inverse permutation, such that ``apply(X)[..., inverse]`` gives back ``X``."""
         inverse = np.empty_like(self.order)
         inverse[self.order] = np.arange(self.n_features, dtype=np.int64)
         return inverse
@@ -780,7 +780,7 @@ def add_genomic_coordinates(
 
     Returns
     -------
-    AnnData or None
+    anndata.AnnData or None
         The copy if ``copy=True``. Otherwise ``adata.var`` is modified in place and ``None`` is returned.
         ``chrom`` is stored as a categorical in genomic order, ``start``/``end`` as nullable ``Int64``.
     """

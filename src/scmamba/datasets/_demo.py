@@ -19,7 +19,8 @@ def snareseq_cortex_demo() -> MuData:
 
     Returns
     -------
-    A new MuData (a fresh copy on every call).
+    mudata.MuData
+        A new MuData (a fresh copy on every call).
     """
     resource = files("scmamba.datasets") / "_data" / "snareseq_cortex_demo.h5mu"
     with as_file(resource) as path:

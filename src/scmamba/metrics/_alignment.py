@@ -263,7 +263,8 @@ def matching_score(
 
     Returns
     -------
-    The matching score.
+    float
+        The matching score.
     """
     from scipy import sparse
 

@@ -39,7 +39,7 @@ def ari_nmi_leiden(
     labels
         Cell-type label per cell.
     resolutions
-        Leiden resolutions; default :data:`DEFAULT_RESOLUTIONS` (0.1, 0.2, ..., 2.0).
+        Leiden resolutions; default ``scmamba.metrics.DEFAULT_RESOLUTIONS`` (0.1, 0.2, ..., 2.0).
     n_neighbors
         Neighbours of the kNN graph (scanpy's default 15).
     seed
@@ -115,7 +115,8 @@ def mean_average_precision(
 
     Returns
     -------
-    The MAP.
+    float
+        The MAP.
     """
     emb = as_embedding(embedding, "embedding")
     lab = as_labels(labels, emb.shape[0])
@@ -145,7 +146,8 @@ def cell_type_asw(embedding: ArrayLike, labels: ArrayLike, *, metric: str = "euc
 
     Returns
     -------
-    The cASW.
+    float
+        The cASW.
     """
     from sklearn.metrics import silhouette_samples
 
@@ -182,7 +184,8 @@ def knn_label_transfer(
 
     Returns
     -------
-    Predicted label per query cell.
+    numpy.ndarray
+        Predicted label per query cell.
     """
     from sklearn.neighbors import KNeighborsClassifier
 
@@ -202,7 +205,7 @@ def label_transfer_scores(
     k: int = 15,
     weights: str = "uniform",
 ) -> dict[str, Any]:
-    """Accuracy and F1 of :func:`knn_label_transfer` against known query labels.
+    """Accuracy and F1 of :func:`~scmamba.metrics.knn_label_transfer` against known query labels.
 
     Macro F1 is the unweighted mean of per-class F1 over every class seen in the query labels or the
     predictions (scikit-learn's default class set); weighted F1 weights classes by query support.
@@ -253,7 +256,8 @@ def trajectory_conservation(pseudotime_a: ArrayLike, pseudotime_b: ArrayLike) ->
 
     Returns
     -------
-    The TC score (NaN when fewer than two cells have finite values in both, or one is constant).
+    float
+        The TC score (NaN when fewer than two cells have finite values in both, or one is constant).
     """
     from scipy.stats import spearmanr
 

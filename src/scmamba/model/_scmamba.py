@@ -267,13 +267,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
 
         registered = {m: mods[arg] for m, arg in MODALITY_LAYER_ARGS.items() if mods.get(arg) is not None}
         if "source_registry" not in kwargs:  # data checks once, not again when a saved model re-registers
-            check_paired(mdata, list(registered.values()))
-            for modality, mod in registered.items():
-                adata = mdata.mod[mod]
-                name = f"Modality {mod!r} ({modality}, layer {layers[MODALITY_LAYER_ARGS[modality]] or 'X'})"
-                check_unique_features(adata.var_names, name)
-                check_counts(layer_matrix(adata, layers[MODALITY_LAYER_ARGS[modality]]), name=name, modality=modality)
-                genomic_order(adata.var, modality=modality, annotation=annotations.get(modality))  # fail early
+            cls._check_data(mdata, registered, layers, annotations)
         if batch_key is not None:
             obs = mdata.obs if mods.batch_key is None else mdata.mod[mods.batch_key].obs
             if batch_key not in obs:
@@ -297,6 +291,18 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(mdata, **kwargs)
         cls.register_manager(adata_manager)
+
+    @staticmethod
+    def _check_data(mdata: MuData, registered: Mapping[str, str], layers: Mapping, annotations: Mapping) -> None:
+        """Pairing, unique features, count checks and parseable coordinates of each registered modality."""
+        check_paired(mdata, list(registered.values()))
+        for modality, mod in registered.items():
+            adata = mdata.mod[mod]
+            layer = layers[MODALITY_LAYER_ARGS[modality]]
+            name = f"Modality {mod!r} ({modality}, layer {layer or 'X'})"
+            check_unique_features(adata.var_names, name)
+            check_counts(layer_matrix(adata, layer), name=name, modality=modality)
+            genomic_order(adata.var, modality=modality, annotation=annotations.get(modality))  # fail early
 
     @classmethod
     def setup_anndata(cls, adata: AnnData, **kwargs):
@@ -358,6 +364,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
         trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        # Lightning keeps the modules' train/eval modes as it finds them; after get_latent_representation or
+        # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
+        self.module.train()
         return super().train(
             max_epochs=max_epochs,
             accelerator=accelerator,
@@ -492,13 +501,101 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         return out
 
     @classmethod
+    def load_query_data(
+        cls,
+        mdata: MuData,
+        reference_model: SCMAMBA | str | os.PathLike,
+        *,
+        trainable: str | Sequence[str] = "norms",
+        unfrozen: bool = False,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+    ) -> SCMAMBA:
+        """A model for query cells (a new donor or batch) in the reference model's embedding space, scArches-style.
+
+        The query is registered with the reference's setup (new batch categories are added) and the model starts
+        from the reference weights, so before any training it embeds cells exactly as the reference does. Calling
+        :meth:`train` on it then fine-tunes only the ``trainable`` parameter groups on the query's own pairs;
+        everything else stays frozen at the reference values, which keeps the query in the reference space
+        (reference embeddings and labels stay valid). Without training the query model is a plain mapping.
+
+        Parameters
+        ----------
+        mdata
+            Query MuData with the reference's modalities and features in the reference order (use
+            :meth:`prepare_query_mudata` to align it); raw counts in the reference's layers.
+        reference_model
+            Trained model, or the folder it was saved to.
+        trainable
+            Groups trained when the query model is fine-tuned: ``'norms'`` (default: RMSNorm/BatchNorm scales
+            and biases; a few thousand parameters), ``'embedding'`` (patch projections and position embeddings,
+            for shifted input distributions), ``'head'`` (MLP heads), ``'all'``, or a list of these.
+        unfrozen
+            Train every parameter (same as ``trainable='all'``), as in scvi-tools.
+        accelerator, device
+            Where the query model lives (Lightning style; ``'auto'``: the GPU if there is one).
+
+        Returns
+        -------
+        The query model (``is_trained_`` False until :meth:`train` is called; embedding works right away).
+
+        Notes
+        -----
+        scvi-tools' :meth:`~scvi.model.base.ArchesMixin.load_query_data` freezes by the naming rules of
+        ``FCLayers``; SCMAMBA has none, so those rules would freeze every parameter. This override keeps the same
+        call pattern with a freezing policy that fits the Mamba2 encoders.
+        """
+        from scvi.model._utils import parse_device_args
+        from scvi.model.base._archesmixin import _get_loaded_data
+        from scvi.model.base._save_load import _initialize_model
+
+        from ._query import freeze_for_query
+
+        if not isinstance(mdata, MuData):
+            raise TypeError(
+                f"load_query_data needs a MuData with the reference's modalities, got {type(mdata).__name__}. "
+                "For cells measured in one modality use reference_model.get_latent_representation(adata, "
+                "modality='rna')."
+            )
+        _, _, torch_device = parse_device_args(accelerator, device, return_device="torch", validate_single_device=True)
+        if isinstance(reference_model, os.PathLike):
+            reference_model = str(reference_model)
+        attr_dict, var_names, state_dict, _ = _get_loaded_data(reference_model, device=torch_device)
+        registry = attr_dict.pop("registry_")
+        if registry.get("model_name", cls.__name__) != cls.__name__:
+            raise ValueError(f"The reference model is a {registry['model_name']}, not a {cls.__name__}.")
+        setup_args = registry["setup_args"]
+        mods = setup_args["modalities"]
+        registered = {m: mods[arg] for m, arg in MODALITY_LAYER_ARGS.items() if mods.get(arg) is not None}
+        for modality, mod in registered.items():
+            if mod not in mdata.mod:
+                raise ValueError(f"The query MuData has no modality {mod!r} ({modality}); it has {list(mdata.mod)}.")
+            if not np.array_equal(np.asarray(var_names[mod]), mdata.mod[mod].var_names.values):
+                raise ValueError(
+                    f"Query modality {mod!r} does not have the reference's {len(var_names[mod])} features in the "
+                    "reference order. Align it with SCMAMBA.prepare_query_mudata(mdata, reference_model)."
+                )
+        layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+        annotations = {"rna": setup_args.get("rna_annotation"), "atac": setup_args.get("atac_annotation")}
+        cls._check_data(mdata, registered, layers, annotations)
+        cls.setup_mudata(mdata, source_registry=registry, extend_categories=True, allow_missing_labels=True,
+                         **setup_args)  # fmt: skip
+        model = _initialize_model(cls, mdata, registry, attr_dict, None)
+        model.module.load_state_dict(state_dict)  # includes the reference's genomic orders (buffers)
+        model.to_device(torch_device)
+        model.module.eval()
+        model.is_trained_ = False
+        model.trainable_parameters_ = freeze_for_query(model.module, "all" if unfrozen else trainable)
+        return model
+
+    @classmethod
     def load(cls, dir_path: str, adata: MuData | None = None, **kwargs):
         """Load a saved model; ``adata`` must have the saved features per modality (else a ValueError says which).
 
         Parameters
         ----------
         dir_path
-            Folder written by :meth:`save`.
+            Folder written by :meth:`~scmamba.SCMAMBA.save`.
         adata
             MuData to attach (``None``: the one saved with ``save_anndata=True``).
         **kwargs

@@ -83,6 +83,7 @@ class GatedMLP(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the layer to ``(..., d_model)``; returns the same shape."""
         value, gate = self.fc1(x).chunk(2, dim=-1)
         return self.fc2(self.dropout(value * F.silu(gate)))
 
@@ -100,6 +101,7 @@ class MambaBlock(nn.Module):
         self.mlp = GatedMLP(d_model, mlp_hidden, dropout=dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the block to a ``(batch, length, d_model)`` sequence; returns the same shape."""
         x = x + self.mixer(self.norm_mixer(x))
         return x + self.mlp(self.norm_mlp(x))
 

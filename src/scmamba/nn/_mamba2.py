@@ -46,6 +46,7 @@ class RMSNormGated(nn.Module):
         return xg.view(shape)
 
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise ``x`` (``(..., hidden_size)``), gated by ``silu(z)`` when ``z`` is given; returns ``x``'s shape."""
         if z is not None and not self.norm_before_gate:
             x = x * F.silu(z)
         y = self._rms(x) * self.weight.float()

@@ -117,7 +117,7 @@ def ssd_chunked(
     initial_state: torch.Tensor | None = None,
     return_final_state: bool = False,
 ):
-    """Chunked SSD scan in batched matmuls (same arguments and result as :func:`ssd_sequential`).
+    """Chunked SSD scan in batched matmuls (same arguments and result as :func:`~scmamba.nn.ssd_sequential`).
 
     Decays (cumulative sums and their exponentials) and the state passing between chunks are computed in
     float32 (float64 stays float64), also under autocast; the large matmuls follow the input dtype.
@@ -186,7 +186,7 @@ def ssd(
     chunk_size: int = 64,
     use_fused: bool | None = None,
 ) -> torch.Tensor:
-    """SSD scan: mamba-ssm's fused kernel on CUDA when available, else :func:`ssd_chunked`.
+    """SSD scan: mamba-ssm's fused kernel on CUDA when available, else :func:`~scmamba.nn.ssd_chunked`.
 
     Parameters
     ----------

@@ -79,7 +79,8 @@ def training_curves(
 
     Returns
     -------
-    The figure.
+    matplotlib.figure.Figure
+        The figure.
     """
     import matplotlib.pyplot as plt
 
@@ -151,7 +152,8 @@ def umap_modalities(
 
     Returns
     -------
-    The figure (one panel, or two with ``labels``).
+    matplotlib.figure.Figure
+        The figure (one panel, or two with ``labels``).
     """
     import matplotlib.pyplot as plt
     import scanpy as sc
@@ -214,7 +216,8 @@ def confusion_matrix(
 
     Returns
     -------
-    The figure (heat map and colour bar).
+    matplotlib.figure.Figure
+        The figure (heat map and colour bar).
     """
     import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay

@@ -1,0 +1,237 @@
+"""Reference -> query label transfer: SCMAMBA next to its scvi-tools peer, on a split by donor or library.
+
+Two protocols (the data set decides which):
+
+* **Abseq bone marrow** (RNA + protein): reference = the young donors BM1, BM2, BM3; query = the aged donors
+  Aged1, Aged2, Aged3. Query given paired (RNA + protein) and given as RNA only (protein dropped).
+* **SNARE-seq cortex** (RNA + ATAC): reference = 8 of the 12 libraries, query = the other 4 (the last four in
+  sorted order). Query given paired, RNA only and ATAC only.
+
+Every method is trained on the reference cells only. Query cells are embedded with the trained model without seeing
+their labels (every model: its ``load_query_data``, which adds the query's batches, without fine-tuning; SCMAMBA
+embeds single-modality query cells with that modality's encoder), and a 15-NN classifier fitted on the reference's
+joint embedding predicts ``cell_type``; accuracy and macro-F1 against the true labels are reported. For single-
+modality queries the classifier is also fitted on the reference's embedding of the same modality (``ref_rep =
+modality``).
+
+Peers: scvi-tools TOTALVI (Abseq; 100 epochs; joint latent; it needs proteins, so no RNA-only row) and MULTIVI
+(SNARE-seq; 30 epochs; ``modality='expression'`` / ``'accessibility'`` latents for single-modality queries).
+
+Usage::
+
+    python benchmarks/transfer.py --data ../shared/data/abseq_bonemarrow_triana2021.h5mu
+    python benchmarks/transfer.py --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
+    python benchmarks/transfer.py --data ... --quick --out /tmp/transfer    # smoke run (small, few epochs)
+
+Writes ``transfer_<data>.json`` / ``.csv`` into ``--out`` (default ``benchmarks/results/``) and prints a Markdown
+table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    RESULTS,
+    default_threads,
+    machine_info,
+    markdown_table,
+    peak_rss_gb,
+    run_child,
+    set_threads,
+    to_jsonable,
+)
+
+DEFAULT_EPOCHS = {"scmamba": 30, "totalvi": 100, "multivi": 30}
+QUICK_EPOCHS = {"scmamba": 2, "totalvi": 5, "multivi": 2}
+
+
+def _other(mdata) -> tuple[str, str]:
+    for name, kind in (("atac", "atac"), ("prot", "protein"), ("protein", "protein"), ("adt", "protein")):
+        if name in mdata.mod:
+            return name, kind
+    raise ValueError(f"no ATAC or protein modality in {list(mdata.mod)}")
+
+
+def split_reference_query(mdata, quick: bool = False, seed: int = 0):
+    """Reference and query MuData by donor (Abseq: young vs aged) or library (SNARE-seq: 8 vs 4)."""
+    batches = sorted(mdata.obs["batch"].astype(str).unique())
+    young = [b for b in batches if b.startswith("BM")]
+    if young:
+        ref_batches = young
+        protocol = "reference BM1-BM3 (young) -> query Aged1-Aged3"
+    else:
+        ref_batches = batches[:8]
+        protocol = f"reference libraries {', '.join(batches[:8])} -> query {', '.join(batches[8:])}"
+    in_ref = mdata.obs["batch"].astype(str).isin(ref_batches).values
+    ref_idx, query_idx = np.flatnonzero(in_ref), np.flatnonzero(~in_ref)
+    if quick:  # a few hundred cells each
+        rng = np.random.default_rng(seed)
+        ref_idx = np.sort(rng.choice(ref_idx, min(600, ref_idx.size), replace=False))
+        query_idx = np.sort(rng.choice(query_idx, min(300, query_idx.size), replace=False))
+    return mdata[ref_idx].copy(), mdata[query_idx].copy(), protocol
+
+
+def _scores(ref_z, ref_labels, query_z, query_labels) -> dict:
+    from scmamba.metrics import label_transfer_scores
+
+    s = label_transfer_scores(ref_z, ref_labels, query_z, query_labels, k=15)
+    return {"accuracy": float(s["accuracy"]), "macro_f1": float(s["macro_f1"])}
+
+
+def run_method(method: str, data: str, epochs: int, quick: bool, seed: int, scmamba_kwargs: dict) -> dict:
+    """Train ``method`` on the reference and score every query form (runs in a child process)."""
+    import mudata as md
+    import scvi
+
+    md.set_options(pull_on_update=False)
+    threads = set_threads()
+    scvi.settings.seed = seed
+    mdata = md.read_h5mu(data)
+    other, kind = _other(mdata)
+    ref, query, protocol = split_reference_query(mdata, quick, seed)
+    y_ref = ref.obs["cell_type"].astype(str).values
+    y_query = query.obs["cell_type"].astype(str).values
+    rows = []
+
+    t0 = time.perf_counter()
+    if method == "scmamba":
+        from scmamba import SCMAMBA
+
+        SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
+        kwargs = {**(SCMAMBA.small_config() if quick else {}), **scmamba_kwargs}
+        model = SCMAMBA(ref, **kwargs)
+        model.train(max_epochs=epochs, enable_progress_bar=False)
+        train_s = time.perf_counter() - t0
+        z_ref = {m: model.get_latent_representation(modality=m) for m in ("joint", "rna", kind)}
+        t1 = time.perf_counter()
+        qmodel = SCMAMBA.load_query_data(query, model)  # the reference weights, no fine-tuning
+        z_q = {"paired": qmodel.get_latent_representation()}
+        for m in ("rna", kind):  # single-modality query cells: an AnnData of that modality only
+            z_q[m] = model.get_latent_representation(query.mod[m if m == "rna" else other], modality=m)
+        embed_s = time.perf_counter() - t1
+    elif method == "totalvi":
+        for m in (ref, query):  # TOTALVI needs dense protein counts
+            X = m.mod[other].X
+            m.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
+        scvi.model.TOTALVI.setup_mudata(
+            ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": other, "batch_key": "rna"}
+        )
+        model = scvi.model.TOTALVI(ref)
+        model.train(max_epochs=epochs, enable_progress_bar=False)
+        train_s = time.perf_counter() - t0
+        z_ref = {"joint": model.get_latent_representation()}
+        t1 = time.perf_counter()
+        qmodel = scvi.model.TOTALVI.load_query_data(query, model)  # adds the new donors; not fine-tuned
+        z_q = {"paired": qmodel.get_latent_representation()}
+        embed_s = time.perf_counter() - t1
+    elif method == "multivi":
+        scvi.model.MULTIVI.setup_mudata(
+            ref, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": other, "batch_key": "rna"}
+        )
+        model = scvi.model.MULTIVI(ref, n_genes=ref["rna"].n_vars, n_regions=ref[other].n_vars)
+        model.train(max_epochs=epochs, enable_progress_bar=False)
+        train_s = time.perf_counter() - t0
+        z_ref = {
+            "joint": model.get_latent_representation(),
+            "rna": model.get_latent_representation(modality="expression"),
+            "atac": model.get_latent_representation(modality="accessibility"),
+        }
+        t1 = time.perf_counter()
+        qmodel = scvi.model.MULTIVI.load_query_data(query, model)  # adds the new libraries; not fine-tuned
+        z_q = {
+            "paired": qmodel.get_latent_representation(),
+            "rna": qmodel.get_latent_representation(modality="expression"),
+            "atac": qmodel.get_latent_representation(modality="accessibility"),
+        }
+        embed_s = time.perf_counter() - t1
+    else:
+        raise ValueError(f"unknown method {method!r}")
+
+    for query_kind, zq in z_q.items():
+        reps = ["joint"] if query_kind == "paired" else ["joint", query_kind]
+        for rep in reps:
+            s = _scores(z_ref[rep], y_ref, zq, y_query)
+            rows.append({
+                "method": method,
+                "query": "paired" if query_kind == "paired" else f"{query_kind} only",
+                "ref_rep": rep if rep == "joint" else "same modality",
+                **s,
+            })  # fmt: skip
+    return {
+        "method": method,
+        "protocol": protocol,
+        "n_ref": ref.n_obs,
+        "n_query": query.n_obs,
+        "epochs": epochs,
+        "threads": threads,
+        "train_s": round(train_s, 1),
+        "train_cells_per_s": round(ref.n_obs * epochs / train_s, 1),
+        "embed_s": round(embed_s, 2),
+        "peak_rss_gb": round(peak_rss_gb(), 2),
+        "rows": rows,
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--methods", nargs="+", default=None, help="default: scmamba and the data set's peer")
+    parser.add_argument("--epochs", type=json.loads, default={}, help="JSON, e.g. '{\"scmamba\": 20}'")
+    parser.add_argument("--scmamba-kwargs", type=json.loads, default={})
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    epochs = {**(QUICK_EPOCHS if args.quick else DEFAULT_EPOCHS), **args.epochs}
+
+    if args.child:
+        res = run_method(args.child, args.data, epochs[args.child], args.quick, args.seed, args.scmamba_kwargs)
+        print(json.dumps(to_jsonable(res)))
+        return
+
+    import mudata as md
+
+    md.set_options(pull_on_update=False)
+    _, kind = _other(md.read_h5mu(args.data))
+    methods = args.methods or ["scmamba", "totalvi" if kind == "protein" else "multivi"]
+    records, rows = [], []
+    for method in methods:
+        cmd = [sys.executable, __file__, "--data", args.data, "--child", method, "--seed", str(args.seed),
+               "--epochs", json.dumps(epochs), "--scmamba-kwargs", json.dumps(args.scmamba_kwargs)]  # fmt: skip
+        if args.quick:
+            cmd.append("--quick")
+        rec = run_child(cmd, args.timeout, method, threads=args.threads)
+        records.append(rec)
+        for r in rec.get("rows", []):
+            rows.append({**r, **{k: rec[k] for k in ("n_ref", "n_query", "epochs", "train_s", "peak_rss_gb")}})
+        print(json.dumps({k: v for k, v in rec.items() if k != "rows"}), flush=True)
+
+    out_dir = Path(args.out) if args.out else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"transfer_{Path(args.data).stem}" + ("_quick" if args.quick else "")
+    meta = {**machine_info(), "data": Path(args.data).name, "quick": args.quick, "threads": args.threads,
+            "seed": args.seed, "epochs": epochs, "scmamba_kwargs": args.scmamba_kwargs}  # fmt: skip
+    (out_dir / f"{stem}.json").write_text(json.dumps(to_jsonable({"meta": meta, "rows": rows, "children": records})))
+    import pandas as pd
+
+    pd.DataFrame(rows).to_csv(out_dir / f"{stem}.csv", index=False)
+    protocol = next((r["protocol"] for r in records if "protocol" in r), "")
+    print(f"\n{Path(args.data).stem}: {protocol}\n")
+    cols = ["method", "query", "ref_rep", "accuracy", "macro_f1", "n_ref", "n_query", "epochs", "train_s",
+            "peak_rss_gb"]  # fmt: skip
+    print(markdown_table(rows, cols))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Reference -> query mapping: load_query_data starts from the reference and fine-tunes only what it is told to."""
+
+from __future__ import annotations
+
+import mudata as md
+import numpy as np
+import pytest
+import torch
+
+from scmamba import SCMAMBA
+from scmamba.model._query import freeze_for_query
+
+
+def _query_with_new_batch(query):
+    q = query.copy()
+    for m in (q, q.mod["rna"]):
+        m.obs["batch"] = "new_library"
+    return q
+
+
+def test_query_model_embeds_like_reference_before_training(trained):
+    model, _, query = trained
+    q = _query_with_new_batch(query)
+    qmodel = SCMAMBA.load_query_data(q, model)
+    assert not qmodel.is_trained_
+    for modality in ("rna", "atac"):
+        np.testing.assert_allclose(
+            qmodel.get_latent_representation(modality=modality),
+            model.get_latent_representation(query, modality=modality),
+            atol=1e-6,
+        )
+    mapping = qmodel.adata_manager.get_state_registry("batch")["categorical_mapping"]
+    ref_mapping = model.adata_manager.get_state_registry("batch")["categorical_mapping"]
+    assert list(mapping[: len(ref_mapping)]) == list(ref_mapping) and "new_library" in mapping
+
+
+def test_query_fine_tuning_trains_only_the_chosen_group(trained, tmp_path):
+    model, _, query = trained
+    model.save(tmp_path / "ref", overwrite=True)
+    qmodel = SCMAMBA.load_query_data(_query_with_new_batch(query), tmp_path / "ref", trainable="norms")
+    before = {n: p.detach().clone() for n, p in qmodel.module.named_parameters()}
+    bn_before = {n: b.clone() for n, b in qmodel.module.named_buffers() if "running" in n}
+    trainable = set(qmodel.trainable_parameters_)
+    assert trainable and all("norm" in n or ".head.1." in n for n in trainable)
+    qmodel.train(max_epochs=2, batch_size=64, enable_progress_bar=False)
+    changed = {n for n, p in qmodel.module.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed, "fine-tuning changed nothing"
+    assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
+    for n, b in qmodel.module.named_buffers():
+        if n in bn_before:  # norms are trainable, so BatchNorm statistics adapt to the query
+            assert not torch.equal(b, bn_before[n])
+
+
+def test_frozen_groups_keep_batchnorm_statistics(trained):
+    model, _, _ = trained
+    module = type(model.module)(
+        {"rna": 100, "atac": 300}, None, n_latent=8, d_model=16, n_layers=1, patch_size={"rna": 10, "atac": 50},
+        d_state=8, headdim=8, chunk_size=8,
+    )  # fmt: skip
+    names = freeze_for_query(module, "embedding")
+    assert names and all(".tokenizer." in n for n in names)
+    stats = {n: b.clone() for n, b in module.named_buffers() if "running_mean" in n}
+    module.train()
+    module.embed("rna", torch.poisson(torch.full((32, 100), 2.0)))
+    for n, b in module.named_buffers():
+        if n in stats:
+            assert torch.equal(b, stats[n])
+    assert len(freeze_for_query(module, "all")) == sum(1 for _ in module.parameters())
+    with pytest.raises(ValueError, match="trainable must be"):
+        freeze_for_query(module, "decoder")
+
+
+def test_query_with_wrong_features_or_modality_is_an_error(trained):
+    model, _, query = trained
+    with pytest.raises(ValueError, match="prepare_query_mudata"):
+        SCMAMBA.load_query_data(md.MuData({"rna": query.mod["rna"][:, 1:].copy(), "atac": query.mod["atac"]}), model)
+    with pytest.raises(TypeError, match="MuData"):
+        SCMAMBA.load_query_data(query.mod["rna"], model)
+    aligned = SCMAMBA.prepare_query_mudata(query, model)
+    assert SCMAMBA.load_query_data(aligned, model).adata.n_obs == query.n_obs
