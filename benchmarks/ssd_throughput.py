@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -73,8 +74,9 @@ def ssd_rows(b: int, length: int, h: int, p: int, n: int, chunks: list[int], rep
     g = 1
     torch.manual_seed(0)
     x = torch.randn(b, length, h, p, requires_grad=True)
-    dt = torch.rand(b, length, h) * 0.1 + 0.01
-    A = -torch.rand(h) - 0.5
+    # step sizes and decay rates drawn as Mamba2 initialises them: dt log-uniform in [0.001, 0.1], A in [-16, -1]
+    dt = torch.exp(torch.empty(b, length, h).uniform_(math.log(1e-3), math.log(1e-1)))
+    A = -torch.empty(h).uniform_(1, 16)
     B = torch.randn(b, length, g, n, requires_grad=True)
     C = torch.randn(b, length, g, n, requires_grad=True)
     rows = []
@@ -130,7 +132,9 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
         headdim=32,
         chunk_size=32,
         dropout=0.1,
-    )  # the default SCMAMBA sizes
+        pooling="mean",
+        projection="per_region",
+    )  # the default SCMAMBA configuration
     module.train()
 
     def counts(n_features: int, nnz: int) -> torch.Tensor:

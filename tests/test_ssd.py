@@ -21,6 +21,31 @@ def _rel(a, b):
     return ((a - b).norm() / b.norm()).item()
 
 
+@pytest.fixture(params=["direct", "factorised"], autouse=True)
+def intra_chunk_form(request, monkeypatch):
+    """Run every test with both forms of the intra-chunk decay matrix (the threshold picks one per call)."""
+    import scmamba.nn._ssd as ssd_module
+
+    monkeypatch.setattr(ssd_module, "_FACTOR_SCALE", 0.0 if request.param == "direct" else float("inf"))
+    return request.param
+
+
+def test_default_threshold_picks_the_factorised_form_only_for_mild_decay(monkeypatch):
+    import scmamba.nn._ssd as ssd_module
+
+    monkeypatch.setattr(ssd_module, "_FACTOR_SCALE", 1.0)
+    calls = []
+    real = ssd_module._segsum_exp
+    monkeypatch.setattr(ssd_module, "_segsum_exp", lambda a: calls.append(a.shape) or real(a))
+    x, dt, A, B, C, D = _inputs(length=64)
+    x, dt, A, B, C, D = (t.float() for t in (x, dt, A, B, C, D))  # float32: factorised up to a decay of e^-120
+    for scale, direct in ((1.0, False), (10.0, True)):  # chunk decays up to ~60, and up to ~600
+        calls.clear()
+        y = ssd_chunked(x, dt * scale, A, B, C, D, chunk_size=32)
+        assert _rel(y, ssd_sequential(x, dt * scale, A, B, C, D)) < 1e-4
+        assert (len(calls) == 2) == direct  # the direct form builds the T x T decay matrix (plus the chunk one)
+
+
 @pytest.mark.parametrize(
     ("length", "chunk", "groups"),
     [(64, 16, 1), (70, 16, 1), (5, 16, 1), (97, 32, 2), (1, 8, 1), (128, 128, 4)],
