@@ -161,6 +161,7 @@ def test_transfer_quick(dataset, tmp_path):
         expected.add(("scmamba", "protein only", "joint"))
         expected.add(("scmamba", "protein only", "same modality"))
     assert {(r["method"], r["query"], r["ref_rep"]) for r in rows} == expected
+    assert {r["classifier"] for r in rows} == {"15-NN", "MLP"}
     for r in rows:
         assert 0 <= r["accuracy"] <= 1 and 0 <= r["macro_f1"] <= 1
     children = {c["method"]: c for c in result["children"]}

@@ -156,7 +156,7 @@ def ssd_chunked(
 
     # 1. Within each chunk: y = (C B^T * L) x, the quadratic form, L[i, j] = exp(A_cum[i] - A_cum[j]) for j <= i.
     CB = Cc @ Bc.transpose(-1, -2)  # (b, g, c, T, T), shared by the heads of a group
-    if float(-A_cum[..., -1].min()) < 2 * _FACTOR_MAX_EXPONENT.get(cdt, 60.0) * _factor_scale():
+    if float(-A_cum[..., -1].detach().min()) < 2 * _FACTOR_MAX_EXPONENT.get(cdt, 60.0) * _factor_scale():
         # L factorises as exp(A_cum[i] - m) * exp(m - A_cum[j]) with m the middle of each chunk's decay range: the
         # decays move onto x and y, and the heads share one causally masked C B^T. This skips a T x T exponential
         # and product per head; the exponents stay within +-limit of zero (no overflow in the matmul dtype), and
