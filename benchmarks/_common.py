@@ -210,3 +210,35 @@ def to_jsonable(obj):
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     return obj
+
+
+def fit_totalvi(ref, other: str, epochs: int, *also_dense):
+    """scvi-tools TOTALVI with defaults on ``ref`` (protein modality ``other``), trained for ``epochs``.
+
+    TOTALVI needs dense protein counts: the protein matrix of ``ref`` and of every MuData in ``also_dense`` (query
+    sets) is densified in place.
+    """
+    import numpy as np
+    import scvi
+
+    for m in (ref, *also_dense):
+        X = m.mod[other].X
+        m.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
+    scvi.model.TOTALVI.setup_mudata(
+        ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": other, "batch_key": "rna"}
+    )
+    model = scvi.model.TOTALVI(ref)
+    model.train(max_epochs=epochs, enable_progress_bar=False)
+    return model
+
+
+def fit_multivi(ref, other: str, epochs: int):
+    """scvi-tools MULTIVI with defaults on all genes and peaks of ``ref`` (ATAC modality ``other``)."""
+    import scvi
+
+    scvi.model.MULTIVI.setup_mudata(
+        ref, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": other, "batch_key": "rna"}
+    )
+    model = scvi.model.MULTIVI(ref, n_genes=ref["rna"].n_vars, n_regions=ref[other].n_vars)
+    model.train(max_epochs=epochs, enable_progress_bar=False)
+    return model

@@ -33,6 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import fit_multivi, fit_totalvi
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -95,11 +98,7 @@ def run_one(method: str, data: str, epochs: int, label_key: str, seed: int, extr
         z_rna_ref = model.get_latent_representation(modality="rna")
         result["n_params"] = int(sum(p.numel() for p in model.module.parameters()))
     elif method == "multivi":
-        scvi.model.MULTIVI.setup_mudata(
-            ref, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": other, "batch_key": "rna"}
-        )
-        model = scvi.model.MULTIVI(ref, n_genes=ref["rna"].n_vars, n_regions=ref[other].n_vars)
-        model.train(max_epochs=epochs, enable_progress_bar=False)
+        model = fit_multivi(ref, other, epochs)
         train_s = time.perf_counter() - t0
         query.obs["_indices"] = np.arange(query.n_obs)  # MULTIVI registers this column; its query transfer needs it
         t1 = time.perf_counter()
@@ -108,14 +107,7 @@ def run_one(method: str, data: str, epochs: int, label_key: str, seed: int, extr
         embed_s = time.perf_counter() - t1
         z_rna_ref = model.get_latent_representation(modality="expression")
     elif method == "totalvi":
-        for m in (ref, query):  # TOTALVI needs dense protein counts
-            X = m.mod[other].X
-            m.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-        scvi.model.TOTALVI.setup_mudata(
-            ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": other, "batch_key": "rna"}
-        )
-        model = scvi.model.TOTALVI(ref)
-        model.train(max_epochs=epochs, enable_progress_bar=False)
+        model = fit_totalvi(ref, other, epochs, query)
         train_s = time.perf_counter() - t0
         t1 = time.perf_counter()
         z_oth_q = model.get_latent_representation(query)

@@ -43,6 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     RESULTS,
     default_threads,
+    fit_multivi,
+    fit_totalvi,
     machine_info,
     markdown_table,
     peak_rss_gb,
@@ -135,14 +137,7 @@ def run_method(method: str, data: str, epochs: int, quick: bool, seed: int, scma
             z_q[m] = model.get_latent_representation(query.mod[m if m == "rna" else other], modality=m)
         embed_s = time.perf_counter() - t1
     elif method == "totalvi":
-        for m in (ref, query):  # TOTALVI needs dense protein counts
-            X = m.mod[other].X
-            m.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-        scvi.model.TOTALVI.setup_mudata(
-            ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": other, "batch_key": "rna"}
-        )
-        model = scvi.model.TOTALVI(ref)
-        model.train(max_epochs=epochs, enable_progress_bar=False)
+        model = fit_totalvi(ref, other, epochs, query)
         train_s = time.perf_counter() - t0
         z_ref = {"joint": model.get_latent_representation()}
         t1 = time.perf_counter()
@@ -151,11 +146,7 @@ def run_method(method: str, data: str, epochs: int, quick: bool, seed: int, scma
         z_q = {"paired": qmodel.get_latent_representation()}
         embed_s = time.perf_counter() - t1
     elif method == "multivi":
-        scvi.model.MULTIVI.setup_mudata(
-            ref, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": other, "batch_key": "rna"}
-        )
-        model = scvi.model.MULTIVI(ref, n_genes=ref["rna"].n_vars, n_regions=ref[other].n_vars)
-        model.train(max_epochs=epochs, enable_progress_bar=False)
+        model = fit_multivi(ref, other, epochs)
         train_s = time.perf_counter() - t0
         z_ref = {
             "joint": model.get_latent_representation(),
