@@ -147,9 +147,13 @@ def ssd_chunked(
     c = x.shape[1] // T
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
 
-    dA = (dt.to(acc) * A.to(acc)).view(b, c, T, g, hg).permute(0, 3, 4, 1, 2)  # (b, g, hg, c, T)
+    # Layout: chunks (c) and tokens (T) before heads (hg), so that the heads of a group, which share B and C, sit
+    # side by side in the last dimension and every matmul below is one wide (T x T) @ (T x hg*p) or similar
+    # instead of hg narrow ones.
+    dA = (dt.to(acc) * A.to(acc)).view(b, c, T, g, hg).permute(0, 3, 1, 4, 2)  # (b, g, c, hg, T)
     A_cum = dA.cumsum(dim=-1)
-    xdt = (x * dt[..., None].to(x.dtype)).view(b, c, T, g, hg, p).permute(0, 3, 4, 1, 2, 5)  # (b, g, hg, c, T, p)
+    A_tok = A_cum.transpose(-1, -2)[..., None]  # (b, g, c, T, hg, 1)
+    xdt = (x * dt[..., None].to(x.dtype)).view(b, c, T, g, hg, p).permute(0, 3, 1, 2, 4, 5)  # (b, g, c, T, hg, p)
     Bc = B.view(b, c, T, g, n).permute(0, 3, 1, 2, 4)  # (b, g, c, T, n)
     Cc = C.view(b, c, T, g, n).permute(0, 3, 1, 2, 4)
     cdt = xdt.dtype
@@ -158,39 +162,41 @@ def ssd_chunked(
     CB = Cc @ Bc.transpose(-1, -2)  # (b, g, c, T, T), shared by the heads of a group
     if float(-A_cum[..., -1].detach().min()) < 2 * _FACTOR_MAX_EXPONENT.get(cdt, 60.0) * _factor_scale():
         # L factorises as exp(A_cum[i] - m) * exp(m - A_cum[j]) with m the middle of each chunk's decay range: the
-        # decays move onto x and y, and the heads share one causally masked C B^T. This skips a T x T exponential
-        # and product per head; the exponents stay within +-limit of zero (no overflow in the matmul dtype), and
-        # chunks that decay more use the direct form.
+        # decays move onto x and y, and all heads of a group share one causally masked C B^T in a single wide
+        # matmul. This skips a T x T exponential and product per head; the exponents stay within +-limit of zero
+        # (no overflow in the matmul dtype), and chunks that decay more use the direct form.
         causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        CB = CB.masked_fill(~causal, 0.0)[:, :, None]  # (b, g, 1, c, T, T)
-        mid = A_cum[..., -1:] / 2
-        y = (CB @ (xdt * torch.exp(mid - A_cum).to(cdt)[..., None])) * torch.exp(A_cum - mid).to(cdt)[..., None]
+        mid = A_tok[:, :, :, -1:] / 2  # (b, g, c, 1, hg, 1)
+        x_scaled = (xdt * torch.exp(mid - A_tok).to(cdt)).reshape(b, g, c, T, hg * p)
+        y = (CB.masked_fill(~causal, 0.0) @ x_scaled).view(b, g, c, T, hg, p) * torch.exp(A_tok - mid).to(cdt)
     else:
-        y = (CB[:, :, None] * _segsum_exp(dA).to(cdt)) @ xdt  # (b, g, hg, c, T, p)
+        L = _segsum_exp(dA).to(cdt)  # (b, g, c, hg, T, T)
+        y = ((CB[:, :, :, None] * L) @ xdt.transpose(3, 4)).transpose(3, 4)  # (b, g, c, T, hg, p)
 
-    # 2. State each chunk contributes at its end: sum_s exp(A_cum[-1] - A_cum[s]) x_s B_s^T.
-    decay_to_end = torch.exp(A_cum[..., -1:] - A_cum).to(cdt)  # (b, g, hg, c, T)
-    chunk_states = (xdt * decay_to_end[..., None]).transpose(-1, -2) @ Bc[:, :, None]  # (b, g, hg, c, p, n)
+    # 2. State each chunk contributes at its end: sum_s exp(A_cum[-1] - A_cum[s]) x_s B_s^T, all heads at once.
+    decay_to_end = torch.exp(A_tok[:, :, :, -1:] - A_tok).to(cdt)  # (b, g, c, T, hg, 1)
+    x_end = (xdt * decay_to_end).reshape(b, g, c, T, hg * p)
+    chunk_states = (x_end.transpose(-1, -2) @ Bc).view(b, g, c, hg, p * n)
 
     # 3. Pass states between chunks: the state entering chunk k sums chunk j<k states decayed over (j, k).
     with torch.autocast(device_type=x.device.type, enabled=False):
-        chunk_decay = A_cum[..., -1]  # (b, g, hg, c)
-        states = chunk_states.to(acc)
+        chunk_decay = A_cum[..., -1].transpose(-1, -2)  # (b, g, hg, c)
+        states = chunk_states.to(acc).transpose(2, 3)  # (b, g, hg, c, p * n)
         if initial_state is not None:
-            init = initial_state.to(acc).view(b, g, hg, 1, p, n)
+            init = initial_state.to(acc).reshape(b, g, hg, 1, p * n)
         else:
-            init = states.new_zeros(b, g, hg, 1, p, n)
-        states = torch.cat([init, states], dim=3)  # (b, g, hg, c + 1, p, n)
+            init = states.new_zeros(b, g, hg, 1, p * n)
+        states = torch.cat([init, states], dim=3)  # (b, g, hg, c + 1, p * n)
         # decay_chunk[i, j] = exp(sum of chunk decays j..i-1) over the c + 1 boundaries; a c+1 square matmul.
         decay_chunk = _segsum_exp(F.pad(chunk_decay, (1, 0)))  # (b, g, hg, c + 1, c + 1)
-        states = (decay_chunk @ states.flatten(-2)).view(b, g, hg, c + 1, p, n)
+        states = decay_chunk @ states
         entering, final_state = states[:, :, :, :-1], states[:, :, :, -1]
 
-    # 4. What the entering state adds inside each chunk: C_t exp(A_cum[t]) S_in.
-    decay_from_start = torch.exp(A_cum).to(cdt)[..., None]  # (b, g, hg, c, T, 1)
-    y = y + (Cc[:, :, None] @ entering.to(cdt).transpose(-1, -2)) * decay_from_start
+    # 4. What the entering state adds inside each chunk: C_t exp(A_cum[t]) S_in, all heads in one matmul.
+    entering = entering.to(cdt).reshape(b, g, hg, c, p, n).permute(0, 1, 3, 5, 2, 4).reshape(b, g, c, n, hg * p)
+    y = y + (Cc @ entering).view(b, g, c, T, hg, p) * torch.exp(A_tok).to(cdt)
 
-    y = y.permute(0, 3, 4, 1, 2, 5).reshape(b, c * T, h, p)[:, :length]
+    y = y.permute(0, 2, 3, 1, 4, 5).reshape(b, c * T, h, p)[:, :length]
     if D is not None:
         y = y + x[:, :length] * D[:, None].to(x.dtype)
     if return_final_state:
