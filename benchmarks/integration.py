@@ -474,40 +474,11 @@ def child(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- parent: metrics
-def leiden_on_graph(graph, labels, resolutions, seed: int = 0) -> dict:
-    """Best ARI/NMI of Leiden clusterings of a given graph over ``resolutions`` (as ``ari_nmi_leiden`` does)."""
-    import anndata as ad
-    import pandas as pd
-    import scanpy as sc
-    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
-
-    a = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(graph.shape[0])]))
-    best = {"ARI": -np.inf, "NMI": -np.inf, "resolution_ARI": None, "resolution_NMI": None}
-    for res in resolutions:
-        sc.tl.leiden(
-            a,
-            resolution=float(res),
-            adjacency=graph,
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-            random_state=seed,
-            key_added="_l",
-        )
-        clusters = a.obs["_l"].to_numpy()
-        ari, nmi = adjusted_rand_score(labels, clusters), normalized_mutual_info_score(labels, clusters)
-        if ari > best["ARI"]:
-            best["ARI"], best["resolution_ARI"] = float(ari), float(res)
-        if nmi > best["NMI"]:
-            best["NMI"], best["resolution_NMI"] = float(nmi), float(res)
-    return best
-
-
 def evaluate(method: str, workdir: Path, labels: dict, split: dict, quick: bool, seed: int) -> dict:
     """All metrics of one method on the held-out cells and on the training subset: ``{split: metrics}``."""
     from scipy import sparse
 
-    from scmamba.metrics import DEFAULT_RESOLUTIONS, integration_report, label_transfer_scores
+    from scmamba.metrics import DEFAULT_RESOLUTIONS, ari_nmi_leiden, integration_report, label_transfer_scores
 
     arrays = dict(np.load(workdir / f"{method}.npz"))
     ev, ref_pos = split["train_eval"], split["train_ref"]
@@ -521,7 +492,9 @@ def evaluate(method: str, workdir: Path, labels: dict, split: dict, quick: bool,
                 continue
             graph = sparse.load_npz(path)
             res = (0.5, 1.0, 1.5) if quick else DEFAULT_RESOLUTIONS
-            out[name] = leiden_on_graph(graph, lab, res, seed)
+            best = ari_nmi_leiden(None, lab, adjacency=graph, resolutions=res, seed=seed)
+            out[name] = {"ARI": best["ari"], "NMI": best["nmi"], "resolution_ARI": best["resolution_ari"],
+                         "resolution_NMI": best["resolution_nmi"]}  # fmt: skip
             continue
         if name == "heldout":
             x, y = arrays["rna_test"], arrays["oth_test"]

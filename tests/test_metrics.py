@@ -295,3 +295,16 @@ def test_integration_report_quick():
     table = pd.DataFrame([good, bad], index=["good", "bad"])
     overall = M.overall_scores(table)
     assert overall.loc["good", "overall"] > overall.loc["bad", "overall"]
+
+
+def test_ari_nmi_leiden_on_a_precomputed_graph():
+    from scipy import sparse
+
+    labels = np.repeat(["a", "b", "c"], 30)
+    blocks = sparse.block_diag([np.ones((30, 30)) - np.eye(30)] * 3, format="csr")  # three disconnected cliques
+    res = M.ari_nmi_leiden(None, labels, adjacency=blocks, resolutions=[0.5, 1.0])
+    assert res["ari"] == pytest.approx(1.0) and res["nmi"] == pytest.approx(1.0)
+    shuffled = M.ari_nmi_leiden(None, np.random.default_rng(0).permutation(labels), adjacency=blocks, resolutions=[1.0])
+    assert shuffled["ari"] < 0.1
+    with pytest.raises(ValueError, match="square"):
+        M.ari_nmi_leiden(None, labels, adjacency=blocks[:10])

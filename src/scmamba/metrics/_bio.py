@@ -18,12 +18,13 @@ DEFAULT_RESOLUTIONS: tuple[float, ...] = tuple(np.round(np.arange(0.1, 2.01, 0.1
 
 
 def ari_nmi_leiden(
-    embedding: ArrayLike,
+    embedding: ArrayLike | None,
     labels: ArrayLike,
     *,
     resolutions: Sequence[float] | None = None,
     n_neighbors: int = 15,
     seed: int = 0,
+    adjacency=None,
 ) -> dict[str, float]:
     """Best ARI and NMI between cell-type labels and Leiden clusterings over a range of resolutions.
 
@@ -44,6 +45,9 @@ def ari_nmi_leiden(
         Neighbours of the kNN graph (scanpy's default 15).
     seed
         Random state of the neighbour search and of Leiden.
+    adjacency
+        A precomputed cell graph (sparse ``(n_cells, n_cells)``, e.g. muon's WNN connectivities) to cluster
+        instead of a kNN graph of ``embedding`` (then ``embedding`` may be ``None``).
 
     Returns
     -------
@@ -54,18 +58,29 @@ def ari_nmi_leiden(
     import scanpy as sc
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-    emb = as_embedding(embedding, "embedding")
-    lab = as_labels(labels, emb.shape[0])
+    if adjacency is None:
+        emb = as_embedding(embedding, "embedding")
+        n = emb.shape[0]
+    else:
+        n = adjacency.shape[0]
+        if adjacency.shape != (n, n):
+            raise ValueError(f"`adjacency` must be square (cells x cells), got shape {adjacency.shape}.")
+    lab = as_labels(labels, n)
     res_list = list(DEFAULT_RESOLUTIONS if resolutions is None else resolutions)
     if not res_list:
         raise ValueError("`resolutions` is empty.")
-    adata = ad.AnnData(X=emb, obs=pd.DataFrame(index=pd.RangeIndex(emb.shape[0]).astype(str)))
-    sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X", random_state=seed)
+    obs = pd.DataFrame(index=pd.RangeIndex(n).astype(str))
+    if adjacency is None:
+        adata = ad.AnnData(X=emb, obs=obs)
+        sc.pp.neighbors(adata, n_neighbors=n_neighbors, use_rep="X", random_state=seed)
+    else:
+        adata = ad.AnnData(obs=obs)
     best = {"ari": -np.inf, "nmi": -np.inf, "resolution_ari": np.nan, "resolution_nmi": np.nan}
     for res in res_list:
         sc.tl.leiden(
             adata,
             resolution=float(res),
+            adjacency=adjacency,
             flavor="igraph",
             n_iterations=2,
             directed=False,
