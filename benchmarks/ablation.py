@@ -77,7 +77,8 @@ def main(argv=None):
             cross = label_transfer_scores(z_ref, y_ref, z_other, y_query, k=15)
             same = label_transfer_scores(z_ref, y_ref, z_rna, y_query, k=15)
             row = {
-                "name": args.name, "data": Path(args.data).stem, "kwargs": kwargs, "epoch": epoch,
+                "name": args.name, "data": Path(args.data).stem, "kwargs": kwargs,
+                "train_kwargs": json.loads(args.train_kwargs), "epoch": epoch,
                 "foscttm": round(float(foscttm(z_rna, z_other)), 4), "acc": round(float(cross["accuracy"]), 4),
                 "f1": round(float(cross["macro_f1"]), 4), "acc_rna": round(float(same["accuracy"]), 4),
                 "wall_s": round(time.perf_counter() - t0, 1), "threads": args.threads,

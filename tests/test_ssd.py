@@ -87,6 +87,58 @@ def test_gradients_match_sequential():
         assert _rel(got, want) < 1e-6
 
 
+@pytest.mark.parametrize(("length", "chunk", "groups"), [(24, 8, 1), (21, 8, 2), (5, 16, 1)])
+def test_hand_written_backward_passes_gradcheck(length, chunk, groups, intra_chunk_form):
+    """Finite differences of the factorised chunked SSD, which has its own backward (chunks, padding, groups, D)."""
+    from scmamba.nn._ssd_function import SSDChunkedFunction
+
+    if intra_chunk_form == "direct":
+        pytest.skip("calls the factorised Function directly; one run is enough")
+
+    inputs = tuple(t.clone().requires_grad_(True) for t in _inputs(b=2, length=length, p=3, n=3, g=groups))
+    assert torch.autograd.gradcheck(lambda *a: SSDChunkedFunction.apply(*a, chunk), inputs, fast_mode=True)
+
+
+def ssd_module_form() -> str:
+    import scmamba.nn._ssd as ssd_module
+
+    return "factorised" if ssd_module._FACTOR_SCALE > 1 else "direct"
+
+
+def test_hand_written_path_is_used_for_training_and_matches_autograd_path():
+    """Without initial/final states the chunked scan runs the hand-written Function; with them, plain autograd."""
+    x, dt, A, B, C, D = (t.clone().requires_grad_(True) for t in _inputs(length=50))
+    y = ssd_chunked(x, dt, A, B, C, D, chunk_size=16)
+    y_auto, _ = ssd_chunked(x, dt, A, B, C, D, chunk_size=16, return_final_state=True)
+
+    def graph(fn):
+        return {type(fn).__name__} | set().union(*(graph(f) for f, _ in fn.next_functions if f is not None))
+
+    uses_function = "SSDChunkedFunctionBackward" in graph(y.grad_fn)
+    assert uses_function == (ssd_module_form() == "factorised")
+    assert "SSDChunkedFunctionBackward" not in graph(y_auto.grad_fn)
+    w = torch.randn_like(y)
+    g1 = torch.autograd.grad((y * w).sum(), (x, dt, A, B, C, D))
+    g2 = torch.autograd.grad((y_auto * w).sum(), (x, dt, A, B, C, D))
+    assert _rel(y, y_auto) < 1e-12
+    assert all(_rel(a, b) < 1e-10 for a, b in zip(g1, g2, strict=True))
+
+
+def test_bf16_autocast_gradients_stay_close():
+    torch.manual_seed(0)
+    layer = Mamba2(32, d_state=8, headdim=16, chunk_size=8)
+    u = torch.randn(2, 40, 32)
+    grads = []
+    for enabled in (False, True):
+        layer.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled):
+            y = layer(u)
+        y.float().pow(2).sum().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in layer.parameters()]))
+    assert torch.isfinite(grads[1]).all()
+    assert _rel(grads[1], grads[0]) < 0.05
+
+
 def test_dispatch_without_cuda_uses_torch_path():
     x, dt, A, B, C, D = _inputs(length=20)
     assert torch.equal(ssd(x, dt, A, B, C, D, chunk_size=8), ssd_chunked(x, dt, A, B, C, D, chunk_size=8))
@@ -189,3 +241,20 @@ def test_sparse_patch_embedding_equals_dense_patching(projection):
         weight = F.pad(tok.proj_weight, (0, 0, 0, 24)).view(16, 64, 16)
         ref = torch.einsum("ncp,cpd->ncd", patches, weight) + tok.proj_bias
     assert torch.allclose(tok(x), ref + tok.pos_embedding, atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [1, 3, 12])
+def test_causal_conv_equals_conv1d_and_passes_gradcheck(length, intra_chunk_form):
+    """Mamba2's hand-written causal depthwise convolution against nn.Conv1d, and its backward by finite differences."""
+    from scmamba.nn._causal_conv import CausalDepthwiseConv
+
+    if intra_chunk_form == "direct":
+        pytest.skip("independent of the SSD form; one run is enough")
+    gen = torch.Generator().manual_seed(length)
+    x = torch.randn(2, length, 5, dtype=torch.float64, generator=gen, requires_grad=True)
+    conv = torch.nn.Conv1d(5, 5, kernel_size=4, groups=5, padding=3).double()
+    ref = conv(x.transpose(1, 2))[..., :length].transpose(1, 2)
+    w = conv.weight.squeeze(1)
+    assert _rel(CausalDepthwiseConv.apply(x, w, conv.bias), ref) < 1e-12
+    assert torch.autograd.gradcheck(CausalDepthwiseConv.apply, (x, w, conv.bias), fast_mode=True)
+    assert torch.autograd.gradcheck(CausalDepthwiseConv.apply, (x, w, None), fast_mode=True)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ._causal_conv import CausalDepthwiseConv
 from ._ssd import ssd
 
 __all__ = ["Mamba2", "RMSNormGated"]
@@ -145,16 +146,11 @@ class Mamba2(nn.Module):
     def _causal_conv(self, x: torch.Tensor) -> torch.Tensor:
         """Causal depthwise convolution over the sequence of ``x`` (batch, length, channels).
 
-        Written as ``d_conv`` shifted multiply-adds with ``conv1d``'s own weights: on CPU, oneDNN's depthwise
-        convolution (and its backward) was the slowest op of a training step, several times slower than this.
+        Uses ``conv1d``'s own weights through :class:`~scmamba.nn._causal_conv.CausalDepthwiseConv` (shifted
+        multiply-adds with a hand-written backward): on CPU, oneDNN's depthwise convolution (and its backward) was
+        the slowest op of a training step, several times slower.
         """
-        length = x.shape[1]
-        weight = self.conv1d.weight.squeeze(1).T  # (d_conv, channels); tap k multiplies x[t - (d_conv - 1 - k)]
-        xp = F.pad(x, (0, 0, self.d_conv - 1, 0))
-        out = xp[:, self.d_conv - 1 :] * weight[-1]
-        for k in range(self.d_conv - 1):
-            out = out + xp[:, k : k + length] * weight[k]
-        return out if self.conv1d.bias is None else out + self.conv1d.bias
+        return CausalDepthwiseConv.apply(x, self.conv1d.weight.squeeze(1), self.conv1d.bias)
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
         """Mix a ``(batch, length, d_model)`` sequence causally; returns the same shape."""

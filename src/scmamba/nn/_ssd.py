@@ -20,6 +20,8 @@ import logging
 import torch
 import torch.nn.functional as F
 
+from ._ssd_function import SSDChunkedFunction, _segsum_exp
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["mamba_ssm_available", "ssd", "ssd_chunked", "ssd_sequential"]
@@ -106,19 +108,6 @@ def _factor_scale() -> float:
 _FACTOR_SCALE = 1.0
 
 
-def _segsum_exp(a: torch.Tensor) -> torch.Tensor:
-    """``exp(sum_{j < s <= i} a_s)`` for ``i >= j`` and 0 above the diagonal; ``a`` is ``(..., T)``.
-
-    Uses differences of one cumulative sum: with ``a <= 0`` and chunks of tens of tokens this loses no useful
-    precision in float32 and costs one ``T x T`` subtraction instead of a masked ``T x T`` cumsum (the segment-sum
-    form is 3x slower on CPU here).
-    """
-    cs = a.cumsum(dim=-1)
-    T = a.shape[-1]
-    lower = torch.ones(T, T, dtype=torch.bool, device=a.device).tril()
-    return torch.exp((cs[..., :, None] - cs[..., None, :]).masked_fill(~lower, float("-inf")))
-
-
 def ssd_chunked(
     x: torch.Tensor,
     dt: torch.Tensor,
@@ -139,13 +128,23 @@ def ssd_chunked(
     g, n = B.shape[2], B.shape[3]
     hg = h // g
     T = min(chunk_size, length) if length > 0 else chunk_size
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    # total log-decay of each chunk: its size picks the factorised (mild decay) or the direct form
+    c = -(-length // T)
+    dA_tok = F.pad(dt.detach().to(acc) * A.detach().to(acc), (0, 0, 0, c * T - length))
+    chunk_total = dA_tok.view(b, c, T, h).sum(dim=2)
+    limit = 2 * _FACTOR_MAX_EXPONENT.get(x.dtype, 60.0) * _factor_scale()
+    factorised = length > 0 and float(-chunk_total.min()) < limit
+    if factorised and initial_state is None and not return_final_state:
+        # the common case (training and embedding): hand-written forward and backward, see _ssd_function
+        return SSDChunkedFunction.apply(x, dt, A, B, C, D, T)
+
     pad = (-length) % T
     if pad:
         # Zero padding at the end: dt = 0 means no decay and no input, and causality keeps earlier outputs exact.
         x, B, C = (F.pad(t, (0, 0, 0, 0, 0, pad)) for t in (x, B, C))
         dt = F.pad(dt, (0, 0, 0, pad))
     c = x.shape[1] // T
-    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
 
     # Layout: chunks (c) and tokens (T) before heads (hg), so that the heads of a group, which share B and C, sit
     # side by side in the last dimension and every matmul below is one wide (T x T) @ (T x hg*p) or similar
@@ -160,7 +159,7 @@ def ssd_chunked(
 
     # 1. Within each chunk: y = (C B^T * L) x, the quadratic form, L[i, j] = exp(A_cum[i] - A_cum[j]) for j <= i.
     CB = Cc @ Bc.transpose(-1, -2)  # (b, g, c, T, T), shared by the heads of a group
-    if float(-A_cum[..., -1].detach().min()) < 2 * _FACTOR_MAX_EXPONENT.get(cdt, 60.0) * _factor_scale():
+    if factorised:
         # L factorises as exp(A_cum[i] - m) * exp(m - A_cum[j]) with m the middle of each chunk's decay range: the
         # decays move onto x and y, and all heads of a group share one causally masked C B^T in a single wide
         # matmul. This skips a T x T exponential and product per head; the exponents stay within +-limit of zero
