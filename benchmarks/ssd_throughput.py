@@ -130,7 +130,7 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
         patch_size={"rna": 64, "atac": 256},
         d_state=32,
         headdim=32,
-        chunk_size=32,
+        chunk_size=64,
         dropout=0.1,
         pooling="mean",
         projection="per_region",

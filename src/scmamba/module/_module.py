@@ -81,7 +81,7 @@ class ScMambaModule(BaseModuleClass):
         headdim: int = 32,
         expand: int = 2,
         mlp_hidden: int | None = None,
-        chunk_size: int = 32,
+        chunk_size: int = 64,
         dropout: float = 0.1,
         feature_dropout: float = 0.0,
         pooling: str = "last",
