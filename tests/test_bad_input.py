@@ -127,3 +127,15 @@ def test_rna_only_anndata_without_shared_genes(small):
             model.get_latent_representation(foreign, modality="rna")
     with pytest.raises(ValueError, match="no 'protein' encoder"):
         model.get_latent_representation(small["rna"], modality="protein")
+
+
+def test_feature_dropout_per_modality(small):
+    SCMAMBA.setup_mudata(small, modalities=MODS)
+    config = {k: v for k, v in TINY.items() if k != "feature_dropout"}
+    assert SCMAMBA(small, **config).module.feature_dropout == {"rna": 0.3, "atac": 0.3}  # the default
+    model = SCMAMBA(small, **config, feature_dropout={"rna": 0.1, "atac": 0.0, "protein": 0.5})
+    assert model.module.feature_dropout == {"rna": 0.1, "atac": 0.0}
+    with pytest.raises(ValueError, match="feature_dropout.*no value for modality \\['atac'\\]"):
+        SCMAMBA(small, **config, feature_dropout={"rna": 0.3})
+    with pytest.raises(ValueError, match=r"feature_dropout must be in \[0, 1\)"):
+        SCMAMBA(small, **config, feature_dropout=1.0)

@@ -49,7 +49,7 @@ class ScMambaModule(BaseModuleClass):
         Dropout in the encoders.
     feature_dropout
         Fraction of each cell's features zeroed at random in every training step (augmentation against
-        memorising cells; 0 turns it off).
+        memorising cells; 0 turns it off); one value, or a dict per modality.
     pooling
         ``'last'`` token (the paper) or ``'mean'`` of the tokens as the cell summary.
     projection
@@ -83,7 +83,7 @@ class ScMambaModule(BaseModuleClass):
         mlp_hidden: int | None = None,
         chunk_size: int = 64,
         dropout: float = 0.1,
-        feature_dropout: float = 0.0,
+        feature_dropout: float | Mapping[str, float] = 0.0,
         pooling: str = "last",
         projection: str = "shared",
         n_bins: int | None = 51,
@@ -100,7 +100,12 @@ class ScMambaModule(BaseModuleClass):
             raise ValueError(f"n_features needs at least one of {MODALITIES}.")
         self.n_latent = n_latent
         self.n_bins = n_bins
-        self.feature_dropout = feature_dropout
+        self.feature_dropout = {
+            m: float(p) for m, p in _per_modality(feature_dropout, self.modalities, "feature_dropout").items()
+        }
+        bad = {m: p for m, p in self.feature_dropout.items() if not 0.0 <= p < 1.0}
+        if bad:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {bad}.")
         self.lambda_con = lambda_con
         self.lambda_sim = lambda_sim
         self.max_log_scale = math.log(max_logit_scale)
@@ -147,9 +152,10 @@ class ScMambaModule(BaseModuleClass):
         """Embed raw counts of one modality (columns in the registered feature order)."""
         order = getattr(self, f"order_{modality}")
         counts = counts.float()
-        if self.training and self.feature_dropout > 0:
+        p_drop = self.feature_dropout.get(modality, 0.0)
+        if self.training and p_drop > 0:
             # augmentation: each training step sees a random subset of each cell's measured features
-            counts = counts * (torch.rand_like(counts) >= self.feature_dropout)
+            counts = counts * (torch.rand_like(counts) >= p_drop)
         x = encode_values(counts.index_select(-1, order), modality, self.n_bins)
         z = self.encoders[modality](x)
         return F.normalize(z.float(), dim=-1) if normalize else z
