@@ -122,7 +122,9 @@ def ssd_chunked(
     """Chunked SSD scan in batched matmuls (same arguments and result as :func:`~scmamba.nn.ssd_sequential`).
 
     Decays (cumulative sums and their exponentials) and the state passing between chunks are computed in
-    float32 (float64 stays float64), also under autocast; the large matmuls follow the input dtype.
+    float32 (float64 stays float64), also under autocast; the large matmuls follow the input dtype. Mild chunk
+    decays without initial/final state (training, embedding) run the factorised form with a hand-written backward
+    (:class:`~scmamba.nn._ssd_function.SSDChunkedFunction`); the rest runs the general form under autograd.
     """
     b, length, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
@@ -158,19 +160,11 @@ def ssd_chunked(
     cdt = xdt.dtype
 
     # 1. Within each chunk: y = (C B^T * L) x, the quadratic form, L[i, j] = exp(A_cum[i] - A_cum[j]) for j <= i.
+    # This general ("direct") form serves chunks that decay too much for the factorised form and calls with an
+    # initial or final state; everything else took the hand-written path above.
     CB = Cc @ Bc.transpose(-1, -2)  # (b, g, c, T, T), shared by the heads of a group
-    if factorised:
-        # L factorises as exp(A_cum[i] - m) * exp(m - A_cum[j]) with m the middle of each chunk's decay range: the
-        # decays move onto x and y, and all heads of a group share one causally masked C B^T in a single wide
-        # matmul. This skips a T x T exponential and product per head; the exponents stay within +-limit of zero
-        # (no overflow in the matmul dtype), and chunks that decay more use the direct form.
-        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
-        mid = A_tok[:, :, :, -1:] / 2  # (b, g, c, 1, hg, 1)
-        x_scaled = (xdt * torch.exp(mid - A_tok).to(cdt)).reshape(b, g, c, T, hg * p)
-        y = (CB.masked_fill(~causal, 0.0) @ x_scaled).view(b, g, c, T, hg, p) * torch.exp(A_tok - mid).to(cdt)
-    else:
-        L = _segsum_exp(dA).to(cdt)  # (b, g, c, hg, T, T)
-        y = ((CB[:, :, :, None] * L) @ xdt.transpose(3, 4)).transpose(3, 4)  # (b, g, c, T, hg, p)
+    L = _segsum_exp(dA).to(cdt)  # (b, g, c, hg, T, T)
+    y = ((CB[:, :, :, None] * L) @ xdt.transpose(3, 4)).transpose(3, 4)  # (b, g, c, T, hg, p)
 
     # 2. State each chunk contributes at its end: sum_s exp(A_cum[-1] - A_cum[s]) x_s B_s^T, all heads at once.
     decay_to_end = torch.exp(A_tok[:, :, :, -1:] - A_tok).to(cdt)  # (b, g, c, T, hg, 1)
