@@ -4,7 +4,7 @@ On one paired data set (RNA+ATAC or RNA+protein) every method is trained on a ra
 the split of ``holdout.py``) and evaluated on the held-out 20% and on an equally large random subset of the
 training cells. Methods (``--methods``; default: all that apply to the data):
 
-``scmamba``          SCMAMBA, default configuration (``--epochs-scmamba``, default 20).
+``scmamba``          SCMAMBA, default configuration (``--epochs-scmamba``, default 50 as ``SCMAMBA.train``).
 ``scmamba_paper``    SCMAMBA with ``SCMAMBA.paper_config(modalities)``; only with ``--paper`` (slow on CPU).
 ``multivi``          scvi-tools MULTIVI on all genes and peaks, defaults, 30 epochs (RNA+ATAC).
 ``multivi_hvg``      MULTIVI on the top 2,000 genes (``highly_variable_genes(flavor='seurat_v3')``) and the 20,000
@@ -74,7 +74,7 @@ METHODS = {
     "protein": ["scmamba", "totalvi", "pca_lsi_harmony", "wnn"],
 }
 ALL_METHODS = ["scmamba", "scmamba_paper", "multivi", "multivi_hvg", "totalvi", "pca_lsi_harmony", "wnn"]
-DEFAULT_EPOCHS = {"scmamba": 20, "multivi": 30, "totalvi": 100}
+DEFAULT_EPOCHS = {"scmamba": 50, "multivi": 30, "totalvi": 100}  # SCMAMBA: SCMAMBA.train's default max_epochs
 QUICK_CELLS = 600
 QUICK_EPOCHS = 2
 HVG_GENES = 2000
@@ -692,7 +692,7 @@ def parse_args(argv=None):
         default=None,
         help=f"random cells kept before the split (default: all; {QUICK_CELLS} with --quick; 0: all)",
     )
-    p.add_argument("--epochs-scmamba", type=int, default=None, help="default 20 (2 with --quick); also scmamba_paper")
+    p.add_argument("--epochs-scmamba", type=int, default=None, help="default 50 (2 with --quick); also scmamba_paper")
     p.add_argument("--epochs-multivi", type=int, default=None, help="default 30 (2 with --quick)")
     p.add_argument("--epochs-totalvi", type=int, default=None, help="default 100 (2 with --quick)")
     p.add_argument("--scmamba-kwargs", default=None, help="JSON of SCMAMBA init keywords (default config if omitted)")

@@ -170,6 +170,20 @@ def test_transfer_quick(dataset, tmp_path):
     assert _last_table(stdout)[0].startswith("| method | query |")
 
 
+def test_reference_cv_quick(tmp_path):
+    data = _shared(DATASETS["abseq"][0])
+    args = ["--data", str(data), "--quick", "--epochs", "1", "2", "--threads", "1", "--out", str(tmp_path)]
+    stdout = _run("reference_cv.py", args, tmp_path, timeout=600)
+    result = json.loads((tmp_path / f"reference_cv_{data.stem}_quick.json").read_text())
+    rows = result["rows"]
+    # every young (reference) donor is held out once per epoch count, and no aged (query) donor is used
+    assert {(r["epochs"], r["held_out_batch"]) for r in rows} == {(e, d) for e in (1, 2) for d in ("BM1", "BM2", "BM3")}
+    for r in rows:
+        assert 0 <= r["accuracy"] <= 1 and 0 <= r["macro_f1"] <= 1 and r["n_train"] > r["n_query"] / 10
+    assert [m["epochs"] for m in result["means"]] == [1, 2]
+    assert _last_table(stdout)[0].replace(" ", "") == "|epochs|accuracy|macro_f1|"
+
+
 def test_ssd_throughput_quick(tmp_path):
     stdout = _run("ssd_throughput.py", ["--quick", "--threads", "1", "--out", str(tmp_path)], tmp_path, timeout=300)
     result = json.loads((tmp_path / "ssd_throughput_quick.json").read_text())
