@@ -2,9 +2,9 @@
 
 Trains one configuration on the 80% reference split of ``holdout.py`` (seed 0) and, every ``--every`` epochs,
 embeds the 20% held-out cells and reports FOSCTTM between their RNA and ATAC/protein embeddings (``foscttm_train``:
-the same on as many reference cells, for the generalisation gap) and the accuracy / macro-F1 of a 15-NN
-classifier fitted on the reference cells' RNA embedding predicting the held-out cells'
-``cell_type`` from their other modality (``acc``, ``f1``) or from their RNA embedding (``acc_rna``).
+the same on as many reference cells, for the generalisation gap) and the accuracy / macro-F1 of a 15-NN classifier
+fitted on the reference cells' RNA embedding predicting the held-out cells' ``cell_type`` from their other modality
+(``acc``, ``f1``) or from their RNA embedding (``acc_rna``).
 
 Usage::
 
