@@ -118,6 +118,19 @@ def test_modalities_inferred_and_summary(demo_mdata):
     assert "tokens" in model._model_summary_string
 
 
+def test_bin_size_per_modality_trains_and_round_trips(demo_mdata, tmp_path):
+    mdata = demo_mdata[:300].copy()
+    SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    model = SCMAMBA(mdata, **TINY, bin_size={"atac": 8})
+    atac, rna = (model.module.encoders[m].tokenizer for m in ("atac", "rna"))
+    assert atac.bin_weight.shape == (int(np.ceil(24744 / 8)), 32) and not hasattr(rna, "bin_weight")
+    model.train(max_epochs=1, batch_size=64, enable_progress_bar=False)
+    assert atac.bin_weight.abs().sum() > 0  # initialised at zero, so it was trained
+    model.save(str(tmp_path / "m"))
+    loaded = SCMAMBA.load(str(tmp_path / "m"), mdata)
+    np.testing.assert_array_equal(loaded.get_latent_representation(), model.get_latent_representation())
+
+
 def test_rna_protein_on_abseq():
     import mudata as md
 

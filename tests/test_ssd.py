@@ -225,7 +225,7 @@ def test_fused_kernel_agrees_with_torch_path():  # pragma: no cover - runs only 
     assert _rel(y_fused, y_torch) < 1e-3
 
 
-@pytest.mark.parametrize("projection", ["shared", "per_region"])
+@pytest.mark.parametrize("projection", ["shared", "per_region", "per_region+bins"])
 def test_sparse_patch_embedding_equals_dense_patching(projection):
     import torch.nn.functional as F
 
@@ -233,14 +233,28 @@ def test_sparse_patch_embedding_equals_dense_patching(projection):
 
     torch.manual_seed(0)
     x = (torch.rand(7, 1000) < 0.05).float() * torch.rand(7, 1000)
-    tok = PatchEmbedding(1000, 64, 16, dropout=0.0, projection=projection)
+    bin_size = 3 if projection == "per_region+bins" else None
+    tok = PatchEmbedding(1000, 64, 16, dropout=0.0, projection=projection.split("+")[0], bin_size=bin_size)
     patches = F.pad(x, (0, 16 * 64 - 1000)).view(7, 16, 64)  # ceil(1000 / 64) = 16 patches, zero-padded
     if projection == "shared":
         ref = tok.proj(patches)
     else:
-        weight = F.pad(tok.proj_weight, (0, 0, 0, 24)).view(16, 64, 16)
+        weight = tok.proj_weight
+        if bin_size:  # bins of 3 features share a vector (334 bins, the last one partial); non-zero, to be seen
+            torch.nn.init.normal_(tok.bin_weight)
+            weight = weight + tok.bin_weight.repeat_interleave(bin_size, dim=0)[:1000]
+        weight = F.pad(weight, (0, 0, 0, 24)).view(16, 64, 16)
         ref = torch.einsum("ncp,cpd->ncd", patches, weight) + tok.proj_bias
     assert torch.allclose(tok(x), ref + tok.pos_embedding, atol=1e-6)
+
+
+def test_bin_size_needs_per_region_projection():
+    from scmamba.nn import PatchEmbedding
+
+    with pytest.raises(ValueError, match="per_region"):
+        PatchEmbedding(100, 10, 8, projection="shared", bin_size=4)
+    with pytest.raises(ValueError, match="positive"):
+        PatchEmbedding(100, 10, 8, projection="per_region", bin_size=0)
 
 
 @pytest.mark.parametrize("length", [1, 3, 12])

@@ -83,6 +83,10 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     projection
         ``'per_region'`` (default): a projection per genomic region (patch), so tokens carry which features they
         hold; ``'shared'``: one patch projection for all regions (the paper).
+    bin_size
+        With ``'per_region'``: each feature's projection also has a part shared with the ``bin_size`` consecutive
+        genome-ordered features of its bin, so rarely non-zero features (most ATAC peaks) borrow strength from their
+        neighbours. ``None`` (default): off; an int, or a dict per modality (e.g. ``{"atac": 8}``).
     n_bins
         Relative-level bins for RNA and protein values (``None``: log-normalised values).
     temperature_init
@@ -134,6 +138,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         feature_dropout: float | Mapping[str, float] | None = None,
         pooling: str = "mean",
         projection: str = "per_region",
+        bin_size: int | Mapping[str, int] | None = None,
         n_bins: int | None = 51,
         temperature_init: float = 0.07,
         learn_temperature: bool = True,
@@ -179,6 +184,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             feature_dropout=DEFAULT_FEATURE_DROPOUT if feature_dropout is None else feature_dropout,
             pooling=pooling,
             projection=projection,
+            bin_size=bin_size,
             n_bins=n_bins,
             temperature_init=temperature_init,
             learn_temperature=learn_temperature,

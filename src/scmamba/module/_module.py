@@ -54,6 +54,9 @@ class ScMambaModule(BaseModuleClass):
         ``'last'`` token (the paper) or ``'mean'`` of the tokens as the cell summary.
     projection
         Patch projection shared by all patches (``'shared'``) or one per genomic region (``'per_region'``).
+    bin_size
+        Consecutive features sharing part of their per-region projection (:class:`~scmamba.nn.PatchEmbedding`);
+        ``None`` (off), an int, or a dict per modality (modalities left out: off).
     n_bins
         Relative-level bins for RNA and protein values (``None``: log-normalised values).
     temperature_init
@@ -86,6 +89,7 @@ class ScMambaModule(BaseModuleClass):
         feature_dropout: float | Mapping[str, float] = 0.0,
         pooling: str = "last",
         projection: str = "shared",
+        bin_size: int | Mapping[str, int | None] | None = None,
         n_bins: int | None = 51,
         temperature_init: float = 0.07,
         learn_temperature: bool = True,
@@ -111,6 +115,8 @@ class ScMambaModule(BaseModuleClass):
         self.max_log_scale = math.log(max_logit_scale)
         layers = _per_modality(n_layers, self.modalities, "n_layers")
         patches = _per_modality(patch_size, self.modalities, "patch_size")
+        bins = {m: bin_size.get(m) for m in self.modalities} if isinstance(bin_size, Mapping) else None
+        bins = bins or dict.fromkeys(self.modalities, bin_size)
         self.encoders = nn.ModuleDict()
         for m in self.modalities:
             order = None if feature_orders is None else feature_orders.get(m)
@@ -130,6 +136,7 @@ class ScMambaModule(BaseModuleClass):
                 dropout=dropout,
                 pooling=pooling,
                 projection=projection,
+                bin_size=bins[m],
                 d_state=d_state,
                 headdim=headdim,
                 expand=expand,

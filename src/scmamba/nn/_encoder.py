@@ -29,6 +29,10 @@ class PatchEmbedding(nn.Module):
     projection
         ``'shared'``: one ``P x D`` projection for every patch (the paper); ``'per_region'``: each genomic region
         (patch) has its own ``P x D`` projection, so a token knows which features it holds.
+    bin_size
+        With ``'per_region'`` only: each feature's projection is its own vector plus one vector shared by the
+        ``bin_size`` consecutive features of its bin (``bin_weight``, initialised at zero), so rarely non-zero
+        features (most ATAC peaks) borrow strength from their genomic neighbours. ``None``: no shared part.
 
     Notes
     -----
@@ -37,13 +41,22 @@ class PatchEmbedding(nn.Module):
     """
 
     def __init__(
-        self, n_features: int, patch_size: int, d_model: int, dropout: float = 0.1, projection: str = "shared"
+        self,
+        n_features: int,
+        patch_size: int,
+        d_model: int,
+        dropout: float = 0.1,
+        projection: str = "shared",
+        bin_size: int | None = None,
     ):
         super().__init__()
         if n_features < 1 or patch_size < 1:
             raise ValueError(f"n_features ({n_features}) and patch_size ({patch_size}) must be positive.")
         if projection not in ("shared", "per_region"):
             raise ValueError(f"projection must be 'shared' or 'per_region', got {projection!r}.")
+        if bin_size is not None and (projection != "per_region" or bin_size < 1):
+            raise ValueError(f"bin_size ({bin_size}) needs projection='per_region' and must be a positive integer.")
+        self.bin_size = bin_size
         self.n_features = n_features
         self.patch_size = patch_size
         self.n_patches = math.ceil(n_features / patch_size)
@@ -54,6 +67,8 @@ class PatchEmbedding(nn.Module):
             bound = 1 / math.sqrt(patch_size)  # nn.Linear's initialisation, per region
             self.proj_weight = nn.Parameter(torch.empty(n_features, d_model).uniform_(-bound, bound))
             self.proj_bias = nn.Parameter(torch.empty(self.n_patches, d_model).uniform_(-bound, bound))
+            if bin_size is not None:
+                self.bin_weight = nn.Parameter(torch.zeros(math.ceil(n_features / bin_size), d_model))
         self.pos_embedding = nn.Parameter(torch.randn(self.n_patches, d_model) * 0.02)
         self.pos_embedding._no_weight_decay = True
         self.dropout = nn.Dropout(dropout)
@@ -67,6 +82,8 @@ class PatchEmbedding(nn.Module):
             weight, bias = self.proj.weight.T[cols % self.patch_size], self.proj.bias
         else:
             weight, bias = self.proj_weight[cols], self.proj_bias
+            if self.bin_size is not None:
+                weight = weight + self.bin_weight[cols // self.bin_size]
         contrib = values.to(weight.dtype) * weight
         tokens = contrib.new_zeros(n_cells * self.n_patches, contrib.shape[-1])
         tokens = tokens.index_add(0, rows * self.n_patches + cols // self.patch_size, contrib)
@@ -129,6 +146,8 @@ class MambaEncoder(nn.Module):
         ``'last'``: the last token summarises the cell (the paper's choice); ``'mean'``: the mean of all tokens.
     projection
         Patch projection shared by all patches (``'shared'``, the paper) or one per genomic region (``'per_region'``).
+    bin_size
+        See :class:`PatchEmbedding`.
     **mamba_kwargs
         Passed to :class:`~scmamba.nn.Mamba2` (``d_state``, ``headdim``, ``expand``, ``chunk_size`` ...).
     """
@@ -145,13 +164,16 @@ class MambaEncoder(nn.Module):
         dropout: float = 0.1,
         pooling: str = "last",
         projection: str = "shared",
+        bin_size: int | None = None,
         **mamba_kwargs,
     ):
         super().__init__()
         if pooling not in ("last", "mean"):
             raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}.")
         self.pooling = pooling
-        self.tokenizer = PatchEmbedding(n_features, patch_size, d_model, dropout=dropout, projection=projection)
+        self.tokenizer = PatchEmbedding(
+            n_features, patch_size, d_model, dropout=dropout, projection=projection, bin_size=bin_size
+        )
         self.blocks = nn.ModuleList(
             MambaBlock(d_model, mlp_hidden or 2 * d_model, dropout=dropout, layer_idx=i, **mamba_kwargs)
             for i in range(n_layers)
