@@ -193,3 +193,32 @@ def test_ssd_throughput_quick(tmp_path):
     parts = {r["part"] for r in result["step"]}
     assert "tokenizer (sparse patch projection)" in parts and "whole module step (fwd+bwd, loss)" in parts
     assert "SSD scan" in stdout
+
+
+def test_type_oracle_foscttm_matches_a_simulated_type_oracle():
+    sys.path.insert(0, str(BENCH))
+    import numpy as np
+    from ceiling import type_oracle_foscttm
+
+    from scmamba.metrics import foscttm
+
+    assert type_oracle_foscttm(np.array(["a", "a", "b", "b"])) == pytest.approx(2 / 12)  # by hand
+    rng = np.random.default_rng(0)
+    labels = rng.choice(4, size=600, p=[0.5, 0.3, 0.15, 0.05])
+    centres = 100.0 * np.eye(4)[labels]  # types far apart; positions within a type independent across layers
+    x, y = centres + rng.normal(size=(600, 4)), centres + rng.normal(size=(600, 4))
+    assert foscttm(x, y) == pytest.approx(type_oracle_foscttm(labels), abs=0.01)
+
+
+def test_ceiling_quick(tmp_path):
+    data = ROOT / "src" / "scmamba" / "datasets" / "_data" / "snareseq_cortex_demo.h5mu"  # 2,500 shipped cells
+    out = tmp_path / "ceiling.json"
+    stdout = _run("ceiling.py", ["--data", str(data), "--C", "1", "--out", str(out)], tmp_path, timeout=600)
+    result = json.loads(out.read_text())
+    assert {(r["layer"], r["classifier"]) for r in result["rows"]} == {
+        (layer, clf) for layer in ("rna", "atac") for clf in ("logreg C=1", "knn15")
+    }
+    for r in result["rows"]:  # each read-out is far better than chance (23 types) on held-out cells
+        assert 3 / 23 < r["acc"] <= 1 and 0 < r["macro_f1"] <= 1
+    assert result["n_test"] == 500 and 0 < result["type_oracle_foscttm"] < 0.5
+    assert "type-oracle FOSCTTM" in stdout
