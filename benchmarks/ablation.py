@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, default_threads
+from _common import RESULTS, default_threads, peak_rss_gb
 from holdout import _other_mod, _split
 
 
@@ -42,6 +42,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=default_threads())
     parser.add_argument("--out", default=None)
+    parser.add_argument("--save", default=None, help="save the trained model to this folder")
     args = parser.parse_args(argv)
 
     import mudata as md
@@ -68,6 +69,7 @@ def main(argv=None):
     # a fixed sample of reference cells, as many as held out, for the training-cell FOSCTTM (the generalisation gap)
     seen = np.random.default_rng(args.seed).choice(ref.n_obs, size=min(query.n_obs, ref.n_obs), replace=False)
     t0 = time.perf_counter()
+    eval_s = [0.0]  # time spent in the evaluations, so that train_s is the training alone
 
     class Evaluate(Callback):
         def on_train_epoch_end(self, trainer, pl_module):
@@ -75,6 +77,7 @@ def main(argv=None):
             if epoch % args.every and epoch != args.epochs:
                 return
             training = model.module.training
+            t_eval = time.perf_counter()
             z_rna = model.get_latent_representation(query, modality="rna")
             z_other = model.get_latent_representation(query, modality=kind)
             z_ref = model.get_latent_representation(ref, modality="rna")
@@ -90,13 +93,17 @@ def main(argv=None):
                 "acc": round(float(cross["accuracy"]), 4),
                 "f1": round(float(cross["macro_f1"]), 4), "acc_rna": round(float(same["accuracy"]), 4),
                 "wall_s": round(time.perf_counter() - t0, 1), "threads": args.threads,
+                "train_s": round(t_eval - t0 - eval_s[0], 1), "peak_rss_gb": round(peak_rss_gb(), 2),
             }  # fmt: skip
             print(json.dumps(row), flush=True)
             with out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
+            eval_s[0] += time.perf_counter() - t_eval
 
     model.train(max_epochs=args.epochs, enable_progress_bar=False, callbacks=[Evaluate()], early_stopping=False,
                 **json.loads(args.train_kwargs))  # fmt: skip
+    if args.save:
+        model.save(args.save, overwrite=True, save_anndata=False)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ On the 80/20 split of ``holdout.py`` / ``ablation.py`` (seed 0), classifiers are
               inverse document frequency of the reference cells) at inverse regularisation strengths ``--C``; the
               best of them (chosen on the held-out cells, so an optimistic figure) is the supervised ceiling of a
               linear read-out;
+``mlp``       with ``--mlp``: a one-hidden-layer (256) network on the same features (alpha 0.01, early stopping),
+              a non-linear supervised read-out (slow: ~12 min per layer on one thread);
 ``knn15``     a 15-NN classifier on a 50-component PCA (RNA) / LSI (ATAC; first component dropped), fitted on
               reference cells: what an unsupervised per-layer embedding gives to the same classifier as the
               integration benchmarks use.
@@ -53,6 +55,7 @@ def main(argv=None):
     parser.add_argument("--label-key", default="cell_type")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--C", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0, 3.0])
+    parser.add_argument("--mlp", action="store_true", help="also fit the (slow) supervised MLP read-out")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -61,6 +64,7 @@ def main(argv=None):
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import f1_score
     from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
 
     md.set_options(pull_on_update=False)
     mdata = md.read_h5mu(args.data)
@@ -83,6 +87,9 @@ def main(argv=None):
     rows = []
     for i, layer in enumerate(("rna", kind)):
         classifiers = [(f"logreg C={c:g}", LogisticRegression(C=c, max_iter=1000), full[layer]) for c in args.C]
+        if args.mlp:
+            mlp = MLPClassifier((256,), alpha=0.01, early_stopping=True, random_state=args.seed, max_iter=200)
+            classifiers.append(("mlp", mlp, full[layer]))
         for name, clf, (A, B) in (*classifiers, ("knn15", KNeighborsClassifier(15), (z_tr[i], z_te[i]))):
             t0 = time.perf_counter()
             pred = clf.fit(A, y[train]).predict(B)

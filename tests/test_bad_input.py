@@ -129,10 +129,14 @@ def test_rna_only_anndata_without_shared_genes(small):
         model.get_latent_representation(small["rna"], modality="protein")
 
 
-def test_feature_dropout_per_modality(small):
+def test_feature_dropout_and_bin_size_per_modality(small):
     SCMAMBA.setup_mudata(small, modalities=MODS)
     config = {k: v for k, v in TINY.items() if k != "feature_dropout"}
-    assert SCMAMBA(small, **config).module.feature_dropout == {"rna": 0.3, "atac": 0.3}  # the default
+    default = SCMAMBA(small, **config)
+    assert default.module.feature_dropout == {"rna": 0.3, "atac": 0.5}
+    # ATAC peaks share part of their projection with their genome neighbours by default; genes do not
+    assert default.module.encoders["atac"].tokenizer.bin_size == 8
+    assert default.module.encoders["rna"].tokenizer.bin_size is None
     model = SCMAMBA(small, **config, feature_dropout={"rna": 0.1, "atac": 0.0, "protein": 0.5})
     assert model.module.feature_dropout == {"rna": 0.1, "atac": 0.0}
     with pytest.raises(ValueError, match="feature_dropout.*no value for modality \\['atac'\\]"):

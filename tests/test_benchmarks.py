@@ -222,3 +222,18 @@ def test_ceiling_quick(tmp_path):
         assert 3 / 23 < r["acc"] <= 1 and 0 < r["macro_f1"] <= 1
     assert result["n_test"] == 500 and 0 < result["type_oracle_foscttm"] < 0.5
     assert "type-oracle FOSCTTM" in stdout
+
+
+def test_ablation_quick(tmp_path):
+    data = ROOT / "src" / "scmamba" / "datasets" / "_data" / "snareseq_cortex_demo.h5mu"
+    kwargs = json.dumps({"d_model": 32, "n_layers": 1, "d_state": 16, "headdim": 16, "n_latent": 16})
+    out = tmp_path / "ablation.jsonl"
+    args = ["--data", str(data), "--name", "tiny", "--kwargs", kwargs, "--epochs", "2", "--every", "1"]
+    _run("ablation.py", [*args, "--threads", "1", "--out", str(out), "--save", str(tmp_path / "m")], tmp_path, 600)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and all(r["name"] == "tiny" for r in rows)
+    for r in rows:
+        assert 0 <= r["foscttm"] <= 1 and 0 <= r["foscttm_train"] <= 1 and 0 <= r["acc"] <= 1
+        assert 0 < r["train_s"] < r["wall_s"] and r["peak_rss_gb"] > 0
+    assert rows[1]["train_s"] > rows[0]["train_s"]
+    assert (tmp_path / "m" / "model.pt").exists()

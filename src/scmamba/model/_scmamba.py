@@ -38,10 +38,20 @@ logger = logging.getLogger(__name__)
 Modality = Literal["joint", "rna", "atac", "protein"]
 
 #: Feature dropout per modality when ``SCMAMBA(feature_dropout=None)`` (see the class docstring).
-DEFAULT_FEATURE_DROPOUT = {"rna": 0.3, "atac": 0.3, "protein": 0.0}
+DEFAULT_FEATURE_DROPOUT = {"rna": 0.3, "atac": 0.5, "protein": 0.0}
+
+#: Bin sizes used when ``SCMAMBA(bin_size=None)`` with per-region projections: ATAC peaks share a part of their
+#: projection with their 7 genome-ordered neighbours; genes and proteins have their own projections only.
+DEFAULT_BIN_SIZE = {"rna": None, "atac": 8, "protein": None}
 
 #: Patch sizes used when ``patch_size`` is not given: genes and peaks in genomic windows, proteins a few at a time.
 DEFAULT_PATCH_SIZE = {"rna": 64, "atac": 256, "protein": 8}
+
+
+def _default_bins(n_features: Mapping[str, int], projection: str) -> dict[str, int | None] | None:
+    if projection != "per_region":
+        return None
+    return {m: DEFAULT_BIN_SIZE.get(m) for m in n_features}
 
 
 class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
@@ -75,8 +85,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     feature_dropout
         Fraction of each cell's features zeroed at random in every training step: an augmentation that keeps
         the encoders from memorising individual cells. One value, or a dict per modality; ``None`` (default):
-        0.3 for RNA and ATAC, 0 for protein (a panel of tens of antibodies, where dropping markers costs rare cell
-        types: on the Abseq donor split, macro-F1 0.78 with 0.3 on both layers, 0.80 with 0 for protein).
+        0.3 for RNA, 0.5 for ATAC (held-out SNARE-seq FOSCTTM 0.121 against 0.13-0.14 with 0.3; 0.7 is worse,
+        0.147), 0 for protein (a panel of tens of antibodies, where dropping markers costs rare cell types: on the
+        Abseq donor split, macro-F1 0.78 with 0.3 on both layers, 0.80 with 0 for protein).
     pooling
         Cell summary fed to the MLP head: ``'mean'`` of all tokens (default) or the ``'last'`` token of the causal
         scan (the paper's choice).
@@ -86,7 +97,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     bin_size
         With ``'per_region'``: each feature's projection also has a part shared with the ``bin_size`` consecutive
         genome-ordered features of its bin, so rarely non-zero features (most ATAC peaks) borrow strength from their
-        neighbours. ``None`` (default): off; an int, or a dict per modality (e.g. ``{"atac": 8}``).
+        neighbours. An int, or a dict per modality (modalities left out, or given ``None``, have no shared part);
+        ``None`` (default): ``{"atac": 8}`` with per-region projections (held-out SNARE-seq FOSCTTM 0.115 against
+        0.121 without, 0.125 with 32), nothing with ``'shared'``.
     n_bins
         Relative-level bins for RNA and protein values (``None``: log-normalised values).
     temperature_init
@@ -184,7 +197,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             feature_dropout=DEFAULT_FEATURE_DROPOUT if feature_dropout is None else feature_dropout,
             pooling=pooling,
             projection=projection,
-            bin_size=bin_size,
+            bin_size=_default_bins(n_features, projection) if bin_size is None else bin_size,
             n_bins=n_bins,
             temperature_init=temperature_init,
             learn_temperature=learn_temperature,
