@@ -11,7 +11,15 @@ On the 80/20 split of ``holdout.py`` / ``ablation.py`` (seed 0), classifiers are
               a non-linear supervised read-out (slow: ~12 min per layer on one thread);
 ``knn15``     a 15-NN classifier on a 50-component PCA (RNA) / LSI (ATAC; first component dropped), fitted on
               reference cells: what an unsupervised per-layer embedding gives to the same classifier as the
-              integration benchmarks use.
+              integration benchmarks use;
+``scmamba rna->other knn15``
+              with ``--model DIR``: a SCMAMBA model saved by ``ablation.py --save`` (trained on the same split's
+              reference cells, same ``--seed``); the 15-NN fitted on the reference cells' RNA embeddings predicts
+              the held-out cells from their other-layer embeddings, as in ``holdout.py``.
+
+Every row also has ``recall`` per cell type (where each read-out loses) and, where the data has a coarser
+annotation (``--coarse-key``, default ``cell_type_coarse``), ``acc_coarse``: the same predictions scored after
+mapping fine types to their coarse group.
 
 It also prints ``type_oracle_foscttm``: the FOSCTTM of embeddings that put every cell exactly on its cell type and
 are random within it (sum over types of n_k (n_k - 1) / 2, over N (N - 1)). An integration whose cross-modal
@@ -56,6 +64,8 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--C", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0, 3.0])
     parser.add_argument("--mlp", action="store_true", help="also fit the (slow) supervised MLP read-out")
+    parser.add_argument("--model", default=None, help="a SCMAMBA saved by ablation.py --save on this split")
+    parser.add_argument("--coarse-key", default="cell_type_coarse")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
 
@@ -71,6 +81,11 @@ def main(argv=None):
     other, kind = _other_mod(mdata)
     obs = mdata.obs if args.label_key in mdata.obs else mdata["rna"].obs
     y = obs[args.label_key].astype(str).to_numpy()
+    to_coarse = None
+    if args.coarse_key in obs:
+        pairs = obs[[args.label_key, args.coarse_key]].astype(str).drop_duplicates()
+        if pairs[args.label_key].is_unique:  # each fine type sits in one coarse group
+            to_coarse = dict(zip(pairs[args.label_key], pairs[args.coarse_key], strict=True))
     train, test = _split(mdata.n_obs, args.seed)
     X_rna = sparse.csr_matrix(mdata["rna"].X)
     X_oth = sparse.csr_matrix(mdata[other].X)
@@ -84,6 +99,19 @@ def main(argv=None):
         if kind == "atac"
         else (reducer._clr(X_oth[train]), reducer._clr(X_oth[test])),
     }
+    types = np.unique(y[test])
+
+    def score(layer: str, name: str, pred: np.ndarray, wall_s: float) -> dict:
+        row = {
+            "layer": layer, "classifier": name, "acc": round(float((pred == y[test]).mean()), 4),
+            "macro_f1": round(float(f1_score(y[test], pred, average="macro")), 4), "wall_s": round(wall_s, 1),
+            "recall": {t: round(float((pred[y[test] == t] == t).mean()), 3) for t in types},
+        }  # fmt: skip
+        if to_coarse is not None:
+            coarse = np.vectorize(to_coarse.get)
+            row["acc_coarse"] = round(float((coarse(pred) == coarse(y[test])).mean()), 4)
+        return row
+
     rows = []
     for i, layer in enumerate(("rna", kind)):
         classifiers = [(f"logreg C={c:g}", LogisticRegression(C=c, max_iter=1000), full[layer]) for c in args.C]
@@ -93,11 +121,17 @@ def main(argv=None):
         for name, clf, (A, B) in (*classifiers, ("knn15", KNeighborsClassifier(15), (z_tr[i], z_te[i]))):
             t0 = time.perf_counter()
             pred = clf.fit(A, y[train]).predict(B)
-            rows.append({
-                "layer": layer, "classifier": name, "acc": round(float((pred == y[test]).mean()), 4),
-                "macro_f1": round(float(f1_score(y[test], pred, average="macro")), 4),
-                "wall_s": round(time.perf_counter() - t0, 1),
-            })  # fmt: skip
+            rows.append(score(layer, name, pred, time.perf_counter() - t0))
+    if args.model:
+        from scmamba import SCMAMBA
+
+        t0 = time.perf_counter()
+        ref, query = mdata[train].copy(), mdata[test].copy()
+        model = SCMAMBA.load(args.model, ref)
+        z_ref = model.get_latent_representation(ref, modality="rna")
+        z_query = model.get_latent_representation(query, modality=kind)
+        pred = KNeighborsClassifier(15).fit(z_ref, y[train]).predict(z_query)
+        rows.append(score(kind, f"scmamba rna->{kind} knn15", pred, time.perf_counter() - t0))
     result = {
         "data": Path(args.data).stem, "n_train": len(train), "n_test": len(test),
         "type_oracle_foscttm": round(type_oracle_foscttm(y[test]), 4), "rows": rows,
@@ -106,7 +140,15 @@ def main(argv=None):
         layer: max(r["acc"] for r in rows if r["layer"] == layer and r["classifier"].startswith("logreg"))
         for layer in ("rna", kind)
     }
-    print(markdown_table(rows, ["layer", "classifier", "acc", "macro_f1", "wall_s"]))
+    print(markdown_table(rows, ["layer", "classifier", "acc", "macro_f1", "acc_coarse", "wall_s"]))
+    best = [max((r for r in rows if r["layer"] == layer and r["classifier"].startswith("logreg")),
+                key=lambda r: r["acc"]) for layer in ("rna", kind)]  # fmt: skip
+    shown = [*best, *(r for r in rows if r["classifier"].startswith(("knn15", "scmamba")))]
+    n_type = {t: int((y[test] == t).sum()) for t in types}
+    recall_rows = [{"cell_type": t, "n": n_type[t], **{f"{r['layer']} {r['classifier']}": r["recall"][t]
+                                                       for r in shown}} for t in types]  # fmt: skip
+    print("recall per held-out cell type:")
+    print(markdown_table(sorted(recall_rows, key=lambda r: -r["n"]), list(recall_rows[0])))
     print(f"best logistic-regression accuracy per layer (optimistic): {result['best_logreg_acc']}")
     print(f"type-oracle FOSCTTM on the {len(test)} held-out cells: {result['type_oracle_foscttm']}")
     out = Path(args.out) if args.out else RESULTS / f"ceiling_{Path(args.data).stem}.json"

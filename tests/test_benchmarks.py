@@ -212,16 +212,33 @@ def test_type_oracle_foscttm_matches_a_simulated_type_oracle():
 
 def test_ceiling_quick(tmp_path):
     data = ROOT / "src" / "scmamba" / "datasets" / "_data" / "snareseq_cortex_demo.h5mu"  # 2,500 shipped cells
+    tiny = json.dumps({"d_model": 32, "n_layers": 1, "d_state": 16, "headdim": 16, "n_latent": 16})
+    model_args = ["--data", str(data), "--name", "tiny", "--kwargs", tiny, "--epochs", "1", "--threads", "1"]
+    _run("ablation.py", [*model_args, "--out", str(tmp_path / "a.jsonl"), "--save", str(tmp_path / "m")], tmp_path, 600)
     out = tmp_path / "ceiling.json"
-    stdout = _run("ceiling.py", ["--data", str(data), "--C", "1", "--out", str(out)], tmp_path, timeout=600)
+    args = ["--data", str(data), "--C", "1", "--model", str(tmp_path / "m"), "--out", str(out)]
+    stdout = _run("ceiling.py", args, tmp_path, timeout=600)
     result = json.loads(out.read_text())
     assert {(r["layer"], r["classifier"]) for r in result["rows"]} == {
-        (layer, clf) for layer in ("rna", "atac") for clf in ("logreg C=1", "knn15")
+        *((layer, clf) for layer in ("rna", "atac") for clf in ("logreg C=1", "knn15")),
+        ("atac", "scmamba rna->atac knn15"),
     }
-    for r in result["rows"]:  # each read-out is far better than chance (23 types) on held-out cells
-        assert 3 / 23 < r["acc"] <= 1 and 0 < r["macro_f1"] <= 1
+    import mudata as md
+    import numpy as np
+
+    sys.path.insert(0, str(BENCH))
+    from holdout import _split
+
+    labels = md.read_h5mu(data)["rna"].obs["cell_type"].astype(str).to_numpy()[_split(2500, 0)[1]]
+    types, counts = np.unique(labels, return_counts=True)
+    for r in result["rows"]:
+        if r["classifier"] != "scmamba rna->atac knn15":  # each read-out is far better than chance (23 types)
+            assert 3 / 23 < r["acc"] <= 1 and 0 < r["macro_f1"] <= 1
+        assert list(r["recall"]) == list(types)  # recall per held-out type; weighted by counts it is the accuracy
+        assert np.dot(counts, list(r["recall"].values())) / counts.sum() == pytest.approx(r["acc"], abs=2e-3)
+        assert r["acc"] <= r["acc_coarse"] <= 1  # a right fine type is a right coarse group
     assert result["n_test"] == 500 and 0 < result["type_oracle_foscttm"] < 0.5
-    assert "type-oracle FOSCTTM" in stdout
+    assert "type-oracle FOSCTTM" in stdout and "recall per held-out cell type" in stdout
 
 
 def test_ablation_quick(tmp_path):
