@@ -210,13 +210,23 @@ def test_type_oracle_foscttm_matches_a_simulated_type_oracle():
     assert foscttm(x, y) == pytest.approx(type_oracle_foscttm(labels), abs=0.01)
 
 
-def test_ceiling_quick(tmp_path):
-    data = ROOT / "src" / "scmamba" / "datasets" / "_data" / "snareseq_cortex_demo.h5mu"  # 2,500 shipped cells
-    tiny = json.dumps({"d_model": 32, "n_layers": 1, "d_state": 16, "headdim": 16, "n_latent": 16})
-    model_args = ["--data", str(data), "--name", "tiny", "--kwargs", tiny, "--epochs", "1", "--threads", "1"]
-    _run("ablation.py", [*model_args, "--out", str(tmp_path / "a.jsonl"), "--save", str(tmp_path / "m")], tmp_path, 600)
+DEMO = ROOT / "src" / "scmamba" / "datasets" / "_data" / "snareseq_cortex_demo.h5mu"  # 2,500 shipped cells
+
+
+@pytest.fixture(scope="module")
+def tiny_ablation(tmp_path_factory) -> Path:
+    """One tiny 2-epoch ``ablation.py`` run on the shipped demo cells (rows in ``ablation.jsonl``, model in ``m``)."""
+    tmp_path = tmp_path_factory.mktemp("ablation")
+    kwargs = json.dumps({"d_model": 32, "n_layers": 1, "d_state": 16, "headdim": 16, "n_latent": 16})
+    args = ["--data", str(DEMO), "--name", "tiny", "--kwargs", kwargs, "--epochs", "2", "--every", "1"]
+    _run("ablation.py", [*args, "--threads", "1", "--out", str(tmp_path / "ablation.jsonl"),
+                         "--save", str(tmp_path / "m")], tmp_path, 600)  # fmt: skip
+    return tmp_path
+
+
+def test_ceiling_quick(tmp_path, tiny_ablation):
     out = tmp_path / "ceiling.json"
-    args = ["--data", str(data), "--C", "1", "--model", str(tmp_path / "m"), "--out", str(out)]
+    args = ["--data", str(DEMO), "--C", "1", "--model", str(tiny_ablation / "m"), "--out", str(out)]
     stdout = _run("ceiling.py", args, tmp_path, timeout=600)
     result = json.loads(out.read_text())
     assert {(r["layer"], r["classifier"]) for r in result["rows"]} == {
@@ -229,7 +239,7 @@ def test_ceiling_quick(tmp_path):
     sys.path.insert(0, str(BENCH))
     from holdout import _split
 
-    labels = md.read_h5mu(data)["rna"].obs["cell_type"].astype(str).to_numpy()[_split(2500, 0)[1]]
+    labels = md.read_h5mu(DEMO)["rna"].obs["cell_type"].astype(str).to_numpy()[_split(2500, 0)[1]]
     types, counts = np.unique(labels, return_counts=True)
     for r in result["rows"]:
         if r["classifier"] != "scmamba rna->atac knn15":  # each read-out is far better than chance (23 types)
@@ -241,16 +251,12 @@ def test_ceiling_quick(tmp_path):
     assert "type-oracle FOSCTTM" in stdout and "recall per held-out cell type" in stdout
 
 
-def test_ablation_quick(tmp_path):
-    data = ROOT / "src" / "scmamba" / "datasets" / "_data" / "snareseq_cortex_demo.h5mu"
-    kwargs = json.dumps({"d_model": 32, "n_layers": 1, "d_state": 16, "headdim": 16, "n_latent": 16})
-    out = tmp_path / "ablation.jsonl"
-    args = ["--data", str(data), "--name", "tiny", "--kwargs", kwargs, "--epochs", "2", "--every", "1"]
-    _run("ablation.py", [*args, "--threads", "1", "--out", str(out), "--save", str(tmp_path / "m")], tmp_path, 600)
+def test_ablation_quick(tiny_ablation):
+    out = tiny_ablation / "ablation.jsonl"
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2] and all(r["name"] == "tiny" for r in rows)
     for r in rows:
         assert 0 <= r["foscttm"] <= 1 and 0 <= r["foscttm_train"] <= 1 and 0 <= r["acc"] <= 1
         assert 0 < r["train_s"] < r["wall_s"] and r["peak_rss_gb"] > 0
     assert rows[1]["train_s"] > rows[0]["train_s"]
-    assert (tmp_path / "m" / "model.pt").exists()
+    assert (tiny_ablation / "m" / "model.pt").exists()
