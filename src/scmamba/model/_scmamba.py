@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
@@ -13,21 +14,28 @@ import torch
 import torch.nn.functional as F
 from anndata import AnnData
 from mudata import MuData
+from scipy import sparse
 from scvi import REGISTRY_KEYS
-from scvi.data import AnnDataManager, fields
+from scvi.data import fields
 from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
 from ..data._genome import genomic_order
 from ..module import ScMambaModule
 from ..train import ContrastiveTrainingPlan
+from ._data import PairedMuDataManager
 from ._validation import (
-    align_features,
-    check_counts,
+    CountChecker,
+    FeatureAligner,
+    check_modalities_and_layers,
     check_paired,
-    check_unique_features,
+    features_differ,
+    features_message,
+    iter_row_blocks,
     layer_matrix,
+    read_rows,
     resolve_modalities,
+    row_positions,
 )
 
 if TYPE_CHECKING:
@@ -294,25 +302,30 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
 
         Notes
         -----
-        Nothing in ``mdata`` is changed except what scvi-tools' registration adds (``uns['_scvi_uuid']`` and
-        ``uns['_scvi_manager_uuid']``).
+        **Pairing.** Cells are matched across modalities by ``obs_names``, not by row position: the modalities may
+        hold the same cells in different row orders (e.g. read from separate files), and every result (embeddings,
+        training minibatches) follows ``mdata.obs_names``. Every cell of ``mdata.obs_names`` must be measured in
+        each registered modality; otherwise the error says how to keep the cells measured in all of them. Other
+        modalities of the MuData (e.g. hashtags measured on some cells) are not used and need not be paired.
+
+        **Checks.** The same checks run for this set-up and for every query (``get_latent_representation`` on a new
+        MuData, :meth:`load`, :meth:`load_query_data`): modality and layer names, unique cell and feature names,
+        pairing, values (no NaN/inf/negative values, no empty cells), the ``batch_key`` column (no missing values)
+        and, here, genomic coordinates (an ``rna_annotation`` that places fewer than half of the genes is an
+        error naming a better one). Training and embedding check first that the registered modalities, layers,
+        features and cells are still there (a matrix replaced after set-up is checked again).
+
+        **What is changed.** Nothing in ``mdata``'s data; scvi-tools' registration adds ``uns['_scvi_uuid']``,
+        ``uns['_scvi_manager_uuid']`` and the code columns ``_scvi_batch`` / ``_scvi_labels`` to ``obs`` (of
+        the modality holding ``batch_key``, or ``mdata.obs``).
         """
         setup_method_args = cls._get_setup_method_args(**locals())
         layers = {"rna_layer": rna_layer, "atac_layer": atac_layer, "protein_layer": protein_layer}
-        annotations = {"rna": rna_annotation, "atac": atac_annotation}
         modalities = resolve_modalities(mdata, modalities, layers)
         setup_method_args["setup_args"]["modalities"] = dict(modalities)
         mods = cls._create_modalities_attr_dict(modalities, setup_method_args)
 
         registered = {m: mods[arg] for m, arg in MODALITY_LAYER_ARGS.items() if mods.get(arg) is not None}
-        if "source_registry" not in kwargs:  # data checks once, not again when a saved model re-registers
-            cls._check_data(mdata, registered, layers, annotations)
-        if batch_key is not None:
-            obs = mdata.obs if mods.batch_key is None else mdata.mod[mods.batch_key].obs
-            if batch_key not in obs:
-                where = "mdata.obs" if mods.batch_key is None else f"mdata.mod[{mods.batch_key!r}].obs"
-                raise ValueError(f"batch_key {batch_key!r} is not a column of {where}; columns: {list(obs.columns)}.")
-
         mudata_fields = [
             fields.MuDataLayerField(
                 MODALITY_REGISTRY_KEYS[modality],
@@ -327,21 +340,18 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             fields.MuDataCategoricalObsField(REGISTRY_KEYS.BATCH_KEY, batch_key, mod_key=mods.batch_key),
             fields.MuDataCategoricalObsField(REGISTRY_KEYS.LABELS_KEY, None, mod_key=None),
         ]
-        adata_manager = AnnDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
+        # the manager validates the data (set-up and queries alike) and pairs modalities by obs_names
+        adata_manager = PairedMuDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(mdata, **kwargs)
         cls.register_manager(adata_manager)
 
-    @staticmethod
-    def _check_data(mdata: MuData, registered: Mapping[str, str], layers: Mapping, annotations: Mapping) -> None:
-        """Pairing, unique features, count checks and parseable coordinates of each registered modality."""
-        check_paired(mdata, list(registered.values()))
-        for modality, mod in registered.items():
-            adata = mdata.mod[mod]
-            layer = layers[MODALITY_LAYER_ARGS[modality]]
-            name = f"Modality {mod!r} ({modality}, layer {layer or 'X'})"
-            check_unique_features(adata.var_names, name)
-            check_counts(layer_matrix(adata, layer), name=name, modality=modality)
-            genomic_order(adata.var, modality=modality, annotation=annotations.get(modality))  # fail early
+    @classmethod
+    def _get_most_recent_anndata_manager(cls, adata, required: bool = False):
+        # a model built on data changed after set-up would not match its registry: check before using it
+        manager = super()._get_most_recent_anndata_manager(adata, required=required)
+        if isinstance(manager, PairedMuDataManager):
+            manager.check_data()
+        return manager
 
     @classmethod
     def setup_anndata(cls, adata: AnnData, **kwargs):
@@ -394,6 +404,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         **trainer_kwargs
             Passed to :class:`~scvi.train.Trainer` / Lightning (``strategy``, ``gradient_clip_val`` ...).
         """
+        self.adata_manager.check_data()  # registry vs data, before Lightning starts
         n_train = round(self.adata.n_obs * (train_size if train_size is not None else 0.9))
         batch_size = max(2, min(batch_size, n_train))
         plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
@@ -428,18 +439,11 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             if mod not in mdata.mod:
                 raise ValueError(
                     f"The MuData has no modality {mod!r} ({modality}); it has {list(mdata.mod)}. For cells measured "
-                    f"in one modality only, pass that AnnData: get_latent_representation(adata, modality='rna')."
+                    f"in one modality only, pass that AnnData: get_latent_representation(adata, modality={modality!r})."
                 )
-            ref = self._reference_features(modality)
-            given = mdata.mod[mod].var_names
-            if not given.equals(ref):
-                missing = int((~ref.isin(given)).sum())
-                raise ValueError(
-                    f"Modality {mod!r} does not have the model's {len(ref)} features in the model's order "
-                    f"({missing} missing, {len(given)} given). Align it first with "
-                    "SCMAMBA.prepare_query_mudata(mdata, model) (zero-fills missing features), or embed one "
-                    "modality with get_latent_representation(mdata[mod], modality=...)."
-                )
+            difference = features_differ(mdata.mod[mod].var_names, self._reference_features(modality))
+            if difference is not None:
+                raise ValueError(features_message(mod, modality, difference))
 
     @torch.inference_mode()
     def get_latent_representation(
@@ -458,7 +462,8 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         adata
             A MuData like the training data (``None``: the training data), or an AnnData of one modality
             (e.g. RNA-only query cells) whose features are aligned to the reference's (missing ones zero-filled,
-            with a warning).
+            with a warning). Either gets the checks of :meth:`setup_mudata` (values, layers, names); backed
+            (``backed='r'``) data are read in blocks.
         modality
             ``'joint'``: the normalised mean of the modality embeddings (one vector per cell, for neighbours,
             UMAP, clustering); ``'rna'``, ``'atac'`` or ``'protein'``: that modality's encoder alone.
@@ -471,7 +476,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
 
         Returns
         -------
-        ``(cells, n_latent)`` array.
+        ``(cells, n_latent)`` array; rows in ``mdata.obs_names`` order for a MuData (cells are paired across
+        modalities by ``obs_names``, whatever each modality's row order, for every ``modality``), in the AnnData's
+        row order for an AnnData; ``indices`` refer to those rows.
         """
         self._check_if_trained(warn=True)
         batch_size = batch_size or 512
@@ -502,16 +509,26 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     def _embed_anndata(self, adata: AnnData, modality: str, *, indices, batch_size: int, layer: str | None):
         if modality not in self.modalities:
             raise ValueError(f"This model encodes {self.modalities}; it has no {modality!r} encoder.")
-        name = f"AnnData ({modality})"
-        X = align_features(adata, self._reference_features(modality), layer, name=name)
-        if indices is not None:
-            X = X[np.asarray(indices)]
-        check_counts(X, name=name, modality=modality)
+        if adata.n_obs == 0:
+            raise ValueError("The AnnData has no cells (an empty selection?).")
+        if self.adata is not None:
+            self.adata_manager.check_data()  # the reference features below are the registry's
+        name = f"AnnData given for modality {modality!r} (layer {layer or 'X'})"
+        X = layer_matrix(adata, layer, what=f"the AnnData given for modality {modality!r}")
+        aligner = FeatureAligner(adata.var_names, self._reference_features(modality), name=name, stacklevel=5)
+        rows = None if indices is None else np.asarray(indices)
+        n_rows = X.shape[0] if rows is None else len(rows)
+        # the checks of set-up, on the aligned blocks, before anything is embedded
+        checker = CountChecker(name=name, modality=modality, n_rows=n_rows)
+        for offset, block in iter_row_blocks(X, rows):
+            checker.update(aligner.apply(block), offset)
+        checker.finish(stacklevel=5)
         device = next(self.module.parameters()).device
         chunks = []
-        for start in range(0, X.shape[0], batch_size):
-            x = torch.as_tensor(X[start : start + batch_size].toarray(), dtype=torch.float32, device=device)
-            chunks.append(self.module.embed(modality, x).cpu())
+        for start in range(0, n_rows, batch_size):
+            part = slice(start, start + batch_size) if rows is None else rows[start : start + batch_size]
+            x = aligner.apply(read_rows(X, part)).toarray()
+            chunks.append(self.module.embed(modality, torch.as_tensor(x, dtype=torch.float32, device=device)).cpu())
         return torch.cat(chunks).numpy()
 
     @classmethod
@@ -519,16 +536,38 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         """A copy of ``mdata`` whose modalities have exactly the reference model's features, in its order.
 
         Features the query lacks are zero-filled (with a warning saying how many); extra features are dropped.
-        ``obs`` and modality names are kept. The input is not modified.
+        Cells are paired by ``obs_names``: every modality of the copy holds the cells of ``mdata.obs_names`` in that
+        order. ``obs`` and modality names are kept; modalities the model does not use are left out. The query gets
+        the checks of :meth:`setup_mudata` (layers, names, pairing, values); backed (``backed='r'``) data are read
+        in blocks and the copy is in memory. The input is not modified.
         """
+        if not isinstance(mdata, MuData):
+            raise TypeError(
+                f"prepare_query_mudata needs a MuData with the reference's modalities, got {type(mdata).__name__}. "
+                "For cells measured in one modality use reference_model.get_latent_representation(adata, "
+                "modality='rna'), which aligns the features itself."
+            )
+        registered = reference_model.modality_mods_
+        setup_args = reference_model.adata_manager.registry["setup_args"]
+        layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+        check_modalities_and_layers(mdata, registered, layers)
+        check_paired(mdata, list(registered.values()))
         mods = {}
-        for modality, mod in reference_model.modality_mods_.items():
-            if mod not in mdata.mod:
-                raise ValueError(f"The query MuData has no modality {mod!r}; it has {list(mdata.mod)}.")
-            layer = reference_model.adata_manager.registry["setup_args"][MODALITY_LAYER_ARGS[modality]]
+        for modality, mod in registered.items():
+            source, layer = mdata.mod[mod], layers[MODALITY_LAYER_ARGS[modality]]
+            name = f"Query modality {mod!r} ({modality}, layer {layer or 'X'})"
             ref = reference_model._reference_features(modality)
-            X = align_features(mdata.mod[mod], ref, layer, name=f"Query modality {mod!r}")
-            ad = AnnData(X=X if layer is None else None, obs=mdata.mod[mod].obs.copy(), var=pd.DataFrame(index=ref))
+            aligner = FeatureAligner(source.var_names, ref, name=name, stacklevel=3)
+            rows = row_positions(mdata, mod)  # None: the modality is in mdata.obs_names order already
+            checker = CountChecker(name=name, modality=modality, n_rows=mdata.n_obs)
+            blocks = []
+            for offset, block in iter_row_blocks(layer_matrix(source, layer, what=f"modality {mod!r}"), rows):
+                blocks.append(aligner.apply(block))
+                checker.update(blocks[-1], offset)
+            checker.finish(stacklevel=3)
+            X = sparse.vstack(blocks, format="csr")
+            obs = source.obs.copy() if rows is None else source.obs.iloc[rows].copy()
+            ad = AnnData(X=X if layer is None else None, obs=obs, var=pd.DataFrame(index=ref))
             ref_var = reference_model.adata.mod[mod].var if reference_model.adata is not None else None
             if ref_var is not None:
                 ad.var = ref_var.copy()
@@ -564,7 +603,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         ----------
         mdata
             Query MuData with the reference's modalities and features in the reference order (use
-            :meth:`prepare_query_mudata` to align it); raw counts in the reference's layers.
+            :meth:`prepare_query_mudata` to align it); raw counts in the reference's layers. It gets the checks of
+            :meth:`setup_mudata`; cells are paired across modalities by ``obs_names`` and the query model's results
+            follow ``mdata.obs_names``.
         reference_model
             Trained model, or the folder it was saved to.
         trainable
@@ -601,24 +642,12 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         _, _, torch_device = parse_device_args(accelerator, device, return_device="torch", validate_single_device=True)
         if isinstance(reference_model, os.PathLike):
             reference_model = str(reference_model)
-        attr_dict, var_names, state_dict, _ = _get_loaded_data(reference_model, device=torch_device)
+        attr_dict, _, state_dict, _ = _get_loaded_data(reference_model, device=torch_device)
         registry = attr_dict.pop("registry_")
         if registry.get("model_name", cls.__name__) != cls.__name__:
             raise ValueError(f"The reference model is a {registry['model_name']}, not a {cls.__name__}.")
         setup_args = registry["setup_args"]
-        mods = setup_args["modalities"]
-        registered = {m: mods[arg] for m, arg in MODALITY_LAYER_ARGS.items() if mods.get(arg) is not None}
-        for modality, mod in registered.items():
-            if mod not in mdata.mod:
-                raise ValueError(f"The query MuData has no modality {mod!r} ({modality}); it has {list(mdata.mod)}.")
-            if not np.array_equal(np.asarray(var_names[mod]), mdata.mod[mod].var_names.values):
-                raise ValueError(
-                    f"Query modality {mod!r} does not have the reference's {len(var_names[mod])} features in the "
-                    "reference order. Align it with SCMAMBA.prepare_query_mudata(mdata, reference_model)."
-                )
-        layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
-        annotations = {"rna": setup_args.get("rna_annotation"), "atac": setup_args.get("atac_annotation")}
-        cls._check_data(mdata, registered, layers, annotations)
+        # the one validation path of set-up (modalities, layers, pairing, the reference's features, values)
         cls.setup_mudata(mdata, source_registry=registry, extend_categories=True, allow_missing_labels=True,
                          **setup_args)  # fmt: skip
         model = _initialize_model(cls, mdata, registry, attr_dict, None)
@@ -638,26 +667,41 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         dir_path
             Folder written by :meth:`~scmamba.SCMAMBA.save`.
         adata
-            MuData to attach (``None``: the one saved with ``save_anndata=True``).
+            MuData to attach (``None``: the one saved with ``save_anndata=True``). It gets the checks of
+            :meth:`setup_mudata`; cells are paired across modalities by ``obs_names`` and results follow
+            ``adata.obs_names``.
         **kwargs
             Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix`` ...).
         """
-        if isinstance(adata, MuData):
-            from scvi.model.base._save_load import _load_saved_files
+        if adata is not None and not isinstance(adata, MuData):
+            raise TypeError(
+                f"SCMAMBA.load needs a MuData with the saved model's modalities, got {type(adata).__name__}. For "
+                "cells measured in one modality, load the model with its MuData (or save it with "
+                "save_anndata=True and load without data), then call model.get_latent_representation(adata, "
+                "modality='rna')."
+            )
+        if adata is None:
+            return super().load(dir_path, adata, **kwargs)
+        from scvi.model.base._save_load import _load_saved_files
 
-            _, var_names, _, _ = _load_saved_files(dir_path, False, map_location="cpu", prefix=kwargs.get("prefix"))
-            if isinstance(var_names, dict):
-                for mod, names in var_names.items():
-                    if mod not in adata.mod:
-                        raise ValueError(
-                            f"The saved model was trained with modality {mod!r}; this MuData has {list(adata.mod)}."
-                        )
-                    if not np.array_equal(np.asarray(names), adata.mod[mod].var_names.values):
-                        given = adata.mod[mod].var_names
-                        missing = int((~pd.Index(names).isin(given)).sum())
-                        raise ValueError(
-                            f"Modality {mod!r} has different features from the saved model ({len(names)} saved, "
-                            f"{len(given)} given, {missing} saved features missing, or a different order). Load onto "
-                            "data with the training features, or align it with SCMAMBA.prepare_query_mudata."
-                        )
-        return super().load(dir_path, adata, **kwargs)
+        attr_dict, var_names, _, _ = _load_saved_files(dir_path, False, map_location="cpu", prefix=kwargs.get("prefix"))
+        registry = attr_dict.get("registry_", {})
+        modalities = registry.get("setup_args", {}).get("modalities", {})
+        registered = {m: modalities[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modalities.get(arg) is not None}
+        if isinstance(var_names, dict):
+            for modality, mod in registered.items():
+                if mod not in adata.mod:
+                    raise ValueError(
+                        f"The saved model was trained with modality {mod!r} ({modality}); this MuData has "
+                        f"{list(adata.mod)}."
+                    )
+                difference = features_differ(adata.mod[mod].var_names, pd.Index(var_names[mod]))
+                if difference is not None:
+                    raise ValueError(
+                        f"Modality {mod!r} has different features from the saved model: {difference}. Load onto "
+                        "data with the training features, or align it with SCMAMBA.prepare_query_mudata."
+                    )
+        with warnings.catch_warnings():
+            # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
+            warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")
+            return super().load(dir_path, adata, **kwargs)

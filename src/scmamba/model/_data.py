@@ -1,0 +1,211 @@
+"""Registration of a paired MuData: cells paired by name, one validation path, registry-vs-data consistency.
+
+scvi-tools' MuData fields read each modality's matrix (and a modality's ``obs`` columns) by row position, and its
+:class:`~scvi.data.AnnTorchDataset` slices every registered matrix with the same row indices, so modalities whose
+rows are in different orders would be paired by position. :class:`PairedMuDataManager` keeps the user's MuData
+as it is and hands out datasets that map each ``mdata.obs_names`` row to its row in every modality (by
+``obs_names``), for training and for embedding alike; results therefore follow ``mdata.obs_names``.
+"""
+
+from __future__ import annotations
+
+import logging
+from copy import deepcopy
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import sparse
+from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, AnnTorchDataset
+from torch.utils.data import Subset
+
+from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from ._validation import (
+    check_modalities_and_layers,
+    check_paired,
+    features_differ,
+    registered_modalities,
+    row_positions,
+    validate_mudata,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def _matrix_fingerprint(adata, layer):
+    """What identifies a registered matrix cheaply: the AnnData and matrix objects (not for backed files) and shape."""
+    X = adata.X if layer is None else adata.layers[layer]
+    backed = adata.isbacked and layer is None
+    return id(adata), None if backed else id(X), tuple(X.shape)
+
+
+class PairedAnnTorchDataset(AnnTorchDataset):
+    """:class:`~scvi.data.AnnTorchDataset` whose modality-level data are read at each cell's row in its modality.
+
+    ``rows`` maps a data registry key to the row, in that key's modality, of every ``mdata.obs_names`` cell (keys
+    whose modality is in ``mdata.obs_names`` order are left out and read as scvi-tools does).
+    """
+
+    def __init__(self, adata_manager, *, rows: dict[str, np.ndarray], **kwargs):
+        super().__init__(adata_manager, **kwargs)
+        self.rows = rows
+
+    def __getitem__(self, indexes):
+        if not self.rows:
+            return super().__getitem__(indexes)
+        if isinstance(indexes, int | np.integer):
+            indexes = [indexes]
+        if isinstance(indexes, slice):
+            indexes = np.arange(len(self))[indexes]
+        indexes = np.asarray(indexes)
+        backed = self.adata_manager.adata.isbacked
+        if backed:
+            indexes = np.sort(indexes)  # as scvi-tools does, so every key comes in the same (sorted) cell order
+        keys = self.keys_and_dtypes
+        _ = self.data  # fill the cache with every key before restricting the keys below
+        out = {}
+        try:
+            plain = {k: v for k, v in keys.items() if k not in self.rows}
+            if plain:
+                self._keys_and_dtypes = plain
+                out.update(super().__getitem__(indexes))
+            for key in keys:
+                if key not in self.rows:
+                    continue
+                self._keys_and_dtypes = {key: keys[key]}
+                pos = self.rows[key][indexes]
+                if not backed:
+                    out[key] = super().__getitem__(pos)[key]
+                    continue
+                uniq, inverse = np.unique(pos, return_inverse=True)  # backed files read increasing rows
+                out[key] = _take_rows(super().__getitem__(uniq)[key], inverse)
+        finally:
+            self._keys_and_dtypes = keys
+        return {k: out[k] for k in keys if k in out}
+
+
+def _take_rows(data, rows: np.ndarray):
+    if isinstance(data, torch.Tensor):
+        if data.layout != torch.strided:
+            layout = data.layout
+            data = data.to_dense()[torch.as_tensor(rows)]
+            return data.to_sparse_csr() if layout == torch.sparse_csr else data.to_sparse()
+        return data[torch.as_tensor(rows)]
+    if sparse.issparse(data):
+        return data[rows]
+    return np.asarray(data)[rows]
+
+
+class PairedMuDataManager(AnnDataManager):
+    """:class:`~scvi.data.AnnDataManager` for SCMAMBA's paired MuData.
+
+    * Every registration (set-up, a query, ``load``) runs :func:`~scmamba.model._validation.validate_mudata`:
+      the same checks and messages for training and query data.
+    * Pairing is checked on the registered modalities only (by ``obs_names``); other modalities of the MuData,
+      e.g. hashtags measured on some cells, are not used and do not block set-up.
+    * Before every data loader (training, embedding), :meth:`check_data` compares the registry with the data:
+      the registered features, layers and cells must still be there; a replaced matrix is validated again.
+    """
+
+    def __init__(self, fields=None, setup_method_args=None, validation_checks=None):
+        if validation_checks is None:
+            # pairing is checked by name on the registered modalities (check_paired), not on every modality
+            validation_checks = AnnDataManagerValidationCheck(check_fully_paired_mudata=False)
+        super().__init__(fields=fields, setup_method_args=setup_method_args, validation_checks=validation_checks)
+        self._fingerprints: dict[str, tuple] = {}
+
+    @property
+    def _setup_args(self) -> dict:
+        return self._registry["setup_args"]
+
+    def _registered(self) -> dict[str, str]:
+        return registered_modalities(self._setup_args["modalities"])
+
+    def _layers(self) -> dict[str, str | None]:
+        return {arg: self._setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+
+    def register_fields(self, adata, source_registry=None, **transfer_kwargs):
+        """Validate the MuData (:func:`~scmamba.model._validation.validate_mudata`), then register it."""
+        validate_mudata(adata, self._setup_args, source_registry=source_registry)
+        super().register_fields(adata, source_registry, **transfer_kwargs)
+        self._fingerprints = self._current_fingerprints()
+
+    def transfer_fields(self, adata_target, **kwargs):
+        """Register query data with this setup; new batch categories are added (embedding does not use them)."""
+        kwargs.setdefault("extend_categories", True)
+        return super().transfer_fields(adata_target, **kwargs)
+
+    def _current_fingerprints(self) -> dict[str, tuple]:
+        layers = self._layers()
+        return {
+            mod: _matrix_fingerprint(self.adata.mod[mod], layers[MODALITY_LAYER_ARGS[modality]])
+            for modality, mod in self._registered().items()
+        }
+
+    def _codes_columns_ok(self) -> bool:
+        """The integer-code columns scvi-tools wrote into ``obs`` at registration are still there and complete."""
+        for registry_key, loc in self.data_registry.items():
+            if loc["attr_name"] != "obs":
+                continue
+            mod = loc.get("mod_key")
+            obs = self.adata.obs if mod is None else self.adata.mod[mod].obs
+            column = loc["attr_key"]
+            if column not in obs or obs[column].isna().any():
+                logger.info("obs column %r of %s is missing or incomplete.", column, registry_key)
+                return False
+        return True
+
+    def check_data(self) -> None:
+        """Registry-vs-data consistency, before training and embedding.
+
+        Raises when a registered modality, its layer or its features are gone or changed, or when cells are no
+        longer paired; re-validates and re-registers (against this registry, so categories keep their codes) when
+        a registered matrix was replaced or obs code columns were lost.
+        """
+        self._assert_anndata_registered()
+        mdata = self.adata
+        prefix = (
+            "The MuData changed since SCMAMBA.setup_mudata registered it (the model and its registry were built for "
+            "the registered data): "
+        )
+        registered = self._registered()
+        try:
+            check_modalities_and_layers(mdata, registered, self._layers())
+        except ValueError as err:
+            raise ValueError(prefix + str(err)) from None
+        for modality, mod in registered.items():
+            column_names = self.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"]
+            difference = features_differ(mdata.mod[mod].var_names, pd.Index(column_names))
+            if difference is not None:
+                raise ValueError(
+                    f"{prefix}modality {mod!r} ({modality}) has {difference}. Run SCMAMBA.setup_mudata on the "
+                    "changed MuData and build a new model; to embed it with a trained model, align it with "
+                    "SCMAMBA.prepare_query_mudata(mdata, model)."
+                )
+        check_paired(mdata, list(registered.values()))
+        if self._current_fingerprints() != self._fingerprints or not self._codes_columns_ok():
+            logger.info("A registered matrix or obs column changed: validating and registering the MuData again.")
+            source = deepcopy(self._registry)
+            try:
+                validate_mudata(mdata, self._setup_args, source_registry=source)
+            except ValueError as err:
+                raise ValueError(prefix + str(err)) from None
+            adata, self.adata = self.adata, None
+            AnnDataManager.register_fields(self, adata, source, **self._transfer_kwargs)
+            self._fingerprints = self._current_fingerprints()
+
+    def create_torch_dataset(self, indices=None, data_and_attributes=None, load_sparse_tensor=False):
+        """A dataset that reads every modality at the row of each ``mdata.obs_names`` cell (pairing by name)."""
+        self.check_data()
+        rows = {}
+        for key, loc in self.data_registry.items():
+            mod = loc.get("mod_key")
+            if mod is None:
+                continue
+            pos = row_positions(self.adata, mod)
+            if pos is not None:
+                rows[key] = pos
+        dataset = PairedAnnTorchDataset(
+            self, rows=rows, getitem_tensors=data_and_attributes, load_sparse_tensor=load_sparse_tensor
+        )
+        return dataset if indices is None else Subset(dataset, indices)
