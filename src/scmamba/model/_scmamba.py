@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -388,7 +389,8 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         batch_size
             Cells per minibatch (per process under DDP); larger batches give more negatives.
         train_size, validation_size
-            Split of the cells; the validation cells give ``validation_loss``.
+            Split of the cells; the validation cells give ``validation_loss``. With no validation cells
+            (``train_size=1.0``, or a handful of cells) there is no validation loop, as in scvi-tools.
         early_stopping
             Stop when ``validation_loss`` stops improving (``early_stopping_patience`` etc. go to trainer kwargs).
         precision
@@ -398,22 +400,52 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             Lightning accelerator and devices, e.g. ``accelerator='gpu', devices=4, strategy='ddp'``.
         datasplitter_kwargs
             Passed to :class:`~scvi.dataloaders.DataSplitter` (``drop_last=True`` by default: every training
-            minibatch has ``batch_size`` cells, so the contrastive task has a constant number of negatives).
+            minibatch has ``batch_size`` cells, so the contrastive task has a constant number of negatives). With
+            ``drop_last=False``, a last minibatch of a single cell (which BatchNorm cannot train on) is still
+            dropped, with a warning.
         plan_kwargs
             Passed to :class:`~scmamba.train.ContrastiveTrainingPlan` (``weight_decay``, ``warmup_fraction`` ...).
         **trainer_kwargs
             Passed to :class:`~scvi.train.Trainer` / Lightning (``strategy``, ``gradient_clip_val`` ...).
         """
         self.adata_manager.check_data()  # registry vs data, before Lightning starts
-        n_train = round(self.adata.n_obs * (train_size if train_size is not None else 0.9))
+        n_obs = self.adata.n_obs
+        fraction = 0.9 if train_size is None else float(train_size)
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"train_size must be in (0, 1], got {train_size}.")
+        n_train = math.ceil(fraction * n_obs)  # as scvi-tools' DataSplitter
+        n_val = n_obs - n_train if validation_size is None else math.floor(n_obs * validation_size)
+        if n_train < 2:
+            raise ValueError(
+                f"SCMAMBA needs at least 2 training cells (its loss contrasts the cells of a minibatch); {n_obs} cells "
+                f"with train_size={train_size} leave {n_train}."
+            )
         batch_size = max(2, min(batch_size, n_train))
         plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
         datasplitter_kwargs = {"drop_last": True, **(datasplitter_kwargs or {})}
+        if not datasplitter_kwargs["drop_last"] and n_train % batch_size == 1:
+            warnings.warn(
+                f"The last training minibatch would hold 1 cell ({n_train} training cells, batch_size={batch_size}), "
+                "which BatchNorm cannot train on: it is dropped in every epoch (drop_last=True; minibatches are "
+                "shuffled, so a different cell each epoch).",
+                UserWarning,
+                stacklevel=2,
+            )
+            datasplitter_kwargs["drop_last"] = True
         if precision is not None:
             trainer_kwargs["precision"] = {"bf16": "bf16-mixed", "16": "16-mixed"}.get(str(precision), precision)
         trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
         trainer_kwargs.setdefault("gradient_clip_val", 1.0)
-        trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        if n_val > 0:
+            trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
+        else:  # no validation cells: no validation loop (scvi-tools' default), whatever was asked
+            if early_stopping:
+                raise ValueError(
+                    f"early_stopping monitors validation_loss, but train_size={train_size} leaves no validation "
+                    f"cells of {n_obs}; lower train_size or train without early stopping."
+                )
+            trainer_kwargs.pop("check_val_every_n_epoch", None)
+            trainer_kwargs["limit_val_batches"] = 0
         # Lightning keeps the modules' train/eval modes as it finds them; after get_latent_representation or
         # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
         self.module.train()

@@ -75,13 +75,24 @@ class ContrastiveTrainingPlan(TrainingPlan):
                 self.loss_kwargs["gather"] = gather
 
     def compute_and_log_metrics(self, loss_output, metrics, mode):
-        """Log metrics under ``no_grad``.
+        """Log the module's loss parts (``infonce``, ``cosine_loss``, ... as ``<name>_<mode>``) under ``no_grad``.
 
-        scvi-tools runs this under ``torch.inference_mode``, which breaks CPU DDP (gloo) with "Inplace update to
-        inference tensor outside InferenceMode".
+        scvi-tools' plan also logs ELBO, reconstruction and KL metrics, which are always zero for this model, so
+        they are left out of the history. scvi-tools runs this under ``torch.inference_mode``, which breaks CPU
+        DDP (gloo) with "Inplace update to inference tensor outside InferenceMode".
         """
         with torch.no_grad():
-            return TrainingPlan.compute_and_log_metrics.__wrapped__(self, loss_output, metrics, mode)
+            for key, value in loss_output.extra_metrics.items():
+                if isinstance(value, torch.Tensor) and value.dim() != 0:
+                    continue  # only scalars are logged, as in scvi-tools
+                self.log(
+                    f"{key}_{mode}",
+                    value.detach() if isinstance(value, torch.Tensor) else value,
+                    on_step=self.on_step,
+                    on_epoch=self.on_epoch,
+                    batch_size=loss_output.n_obs_minibatch,
+                    sync_dist=self.use_sync_dist,
+                )
 
     def configure_optimizers(self):
         """AdamW on two parameter groups (with/without weight decay) and a per-step warm-up + cosine schedule."""

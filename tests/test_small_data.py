@@ -1,0 +1,55 @@
+"""Small data and ``train_size=1.0`` train as in scvi-tools; the history holds only meaningful keys."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+from scmamba import SCMAMBA
+
+MODS = {"rna_layer": "rna", "atac_layer": "atac"}
+VAE_KEYS = ("elbo", "reconstruction_loss", "kl_local", "kl_global")
+
+
+def _model(demo_mdata, n):
+    m = demo_mdata[:n].copy()
+    SCMAMBA.setup_mudata(m, modalities=MODS)
+    return SCMAMBA(m, **TINY)
+
+
+def test_train_size_one_has_no_validation_loop(demo_mdata):
+    model = _model(demo_mdata, 40)
+    model.train(max_epochs=2, train_size=1.0, batch_size=16, enable_progress_bar=False)
+    hist = model.history
+    assert len(hist["train_loss"]) == 2 and "validation_loss" not in hist
+    assert model.get_latent_representation().shape == (40, 16)
+
+
+@pytest.mark.parametrize("n", [3, 12])
+def test_a_handful_of_cells_trains(demo_mdata, n):
+    model = _model(demo_mdata, n)
+    model.train(max_epochs=2, enable_progress_bar=False)
+    assert np.isfinite(model.history["train_loss"].to_numpy(dtype=float)).all()
+
+
+def test_one_cell_last_minibatch_does_not_crash(demo_mdata):
+    model = _model(demo_mdata, 33)  # 33 training cells in minibatches of 16: the last one holds a single cell
+    with pytest.warns(UserWarning, match="1 cell"):
+        model.train(max_epochs=1, train_size=1.0, batch_size=16, datasplitter_kwargs={"drop_last": False},
+                    enable_progress_bar=False)  # fmt: skip
+    assert np.isfinite(model.history["train_loss"].to_numpy(dtype=float)).all()
+
+
+def test_too_few_cells_is_a_clear_error(demo_mdata):
+    model = _model(demo_mdata, 2)
+    with pytest.raises(ValueError, match="at least 2 training cells"):
+        model.train(max_epochs=1, train_size=0.5, enable_progress_bar=False)
+
+
+def test_history_has_no_always_zero_vae_keys(demo_mdata):
+    model = _model(demo_mdata, 60)
+    model.train(max_epochs=1, batch_size=20, enable_progress_bar=False)
+    keys = set(model.history)
+    assert not [k for k in keys if k.startswith(VAE_KEYS)], sorted(keys)
+    assert {"train_loss", "validation_loss", "infonce_train", "infonce_validation", "cosine_loss_train"} <= keys
