@@ -1,4 +1,8 @@
-"""Command line: ``scmamba train INPUT.h5mu --out DIR`` and ``scmamba demo`` (thin layer over the Python API)."""
+"""Command line: ``scmamba train INPUT.h5mu --out DIR`` and ``scmamba demo`` (thin layer over the Python API).
+
+Every user error (unreadable input, bad options, data the set-up refuses) ends in one line on stderr and exit
+code 2; ``--debug`` shows the Python traceback instead.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,119 @@ from pathlib import Path
 
 logger = logging.getLogger("scmamba")
 
+#: Exceptions that report a problem with the user's input or options (anything else is a bug: traceback).
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError)
 
-def _second_modality(mdata) -> tuple[str, str]:
+
+class UsageError(Exception):
+    """A problem with the command line or its input, reported in one line."""
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Defaults in ``--help``; options whose default is ``None`` say in their help what that means."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.required:
+            return action.help
+        return super()._get_help_string(action)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error message (exit code 2, as argparse) and defaults in ``--help``."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message):
+        """Print ``PROG: error: MESSAGE`` on one line and exit with code 2."""
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"is not valid JSON ({err.msg} at character {err.pos}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"d_model\": 128}}', got {text!r}")
+    return value
+
+
+def _check_model_kwargs(kwargs: dict) -> None:
+    import inspect
+
+    from . import SCMAMBA
+
+    known = [p for p in inspect.signature(SCMAMBA.__init__).parameters if p not in ("self", "mdata")]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise UsageError(f"--model-kwargs: unknown SCMAMBA keyword(s) {unknown}; known: {', '.join(known)}.")
+
+
+def read_mudata(path: Path):
+    """Read a ``.h5mu`` file, with a one-line error for anything that is not a MuData file."""
+    import h5py
+    import mudata as md
+
+    if not path.exists():
+        raise UsageError(f"{path} does not exist.")
+    if path.is_dir() or not h5py.is_hdf5(path):
+        raise UsageError(f"{path} is not an HDF5 file (a .h5mu MuData is expected).")
+    with h5py.File(path, "r") as f:
+        is_mudata = "mod" in f
+    if not is_mudata:
+        raise UsageError(
+            f"{path} is an AnnData (.h5ad) file: one modality. scmamba train needs a .h5mu MuData with paired "
+            "modalities, e.g. mudata.MuData({'rna': rna, 'atac': atac}).write_h5mu('paired.h5mu')."
+        )
+    return md.read_h5mu(path)
+
+
+def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_mod: str | None) -> tuple[str, str, str]:
+    """``(rna modality, other modality, other kind)`` from the options or the usual modality names."""
     from ._constants import DEFAULT_MOD_NAMES
 
+    available = list(mdata.mod)
+    for option, name in (("--rna-mod", rna_mod), ("--atac-mod", atac_mod), ("--protein-mod", protein_mod)):
+        if name is not None and name not in mdata.mod:
+            raise UsageError(f"{option}: the MuData has no modality {name!r}; it has {available}.")
+    if atac_mod is not None and protein_mod is not None:
+        raise UsageError("give --atac-mod or --protein-mod, not both: SCMAMBA pairs RNA with one other modality.")
+    rna = rna_mod or next((n for n in DEFAULT_MOD_NAMES["rna"] if n in mdata.mod), None)
+    if rna is None:
+        raise UsageError(f"no RNA modality among {available}; name it with --rna-mod.")
+    if atac_mod is not None or protein_mod is not None:
+        return (rna, atac_mod, "atac") if atac_mod is not None else (rna, protein_mod, "protein")
     for kind in ("atac", "protein"):
         for name in DEFAULT_MOD_NAMES[kind]:
-            if name in mdata.mod:
-                return name, kind
-    raise SystemExit(f"No ATAC or protein modality found among {list(mdata.mod)}; name them e.g. 'atac' or 'prot'.")
+            if name in mdata.mod and name != rna:
+                return rna, name, kind
+    raise UsageError(f"no ATAC or protein modality among {available}; name it with --atac-mod or --protein-mod.")
+
+
+def _obs_location(mdata, key: str, mods: list[str]) -> str | bool | None:
+    """Where an obs column lives: ``None`` for ``mdata.obs``, a modality name, or ``False`` when nowhere."""
+    if key in mdata.obs:
+        return None
+    return next((mod for mod in mods if key in mdata.mod[mod].obs), False)
+
+
+def _obs_column(mdata, key: str, mod: str | None):
+    """An obs column as values in ``mdata.obs_names`` order (a modality's rows are matched by name)."""
+    if mod is None:
+        return mdata.obs[key].to_numpy()
+    return mdata.mod[mod].obs[key].reindex(mdata.obs_names).to_numpy()
 
 
 def run_training(
@@ -31,6 +139,11 @@ def run_training(
     label_key: str | None,
     model_kwargs: dict | None = None,
     seed: int = 0,
+    rna_mod: str | None = None,
+    atac_mod: str | None = None,
+    protein_mod: str | None = None,
+    layers: dict[str, str | None] | None = None,
+    rna_annotation: str | None = None,
 ) -> dict:
     """Set up, train, embed, save and report; returns the summary that is also written to ``out/summary.json``."""
     import matplotlib
@@ -44,15 +157,36 @@ def run_training(
     from .metrics import foscttm, label_transfer_scores
 
     scvi.settings.seed = seed
-    out.mkdir(parents=True, exist_ok=True)
-    rna = next((n for n in ("rna", "RNA", "gex", "GEX") if n in mdata.mod), None)
-    if rna is None:
-        raise SystemExit(f"No RNA modality found among {list(mdata.mod)}; name it 'rna'.")
-    other, kind = _second_modality(mdata)
-    if batch_key is not None and batch_key not in mdata.obs:
-        raise SystemExit(f"--batch-key {batch_key!r} is not a column of mdata.obs ({list(mdata.obs.columns)}).")
-    SCMAMBA.setup_mudata(mdata, batch_key=batch_key, modalities={"rna_layer": rna, f"{kind}_layer": other})
+    rna, other, kind = _find_modalities(mdata, rna_mod, atac_mod, protein_mod)
+    modalities = {"rna_layer": rna, f"{kind}_layer": other}
+    if batch_key is not None:
+        where = _obs_location(mdata, batch_key, [rna, other])
+        if where is False:
+            raise UsageError(
+                f"--batch-key {batch_key!r} is not a column of mdata.obs ({list(mdata.obs.columns)}) nor of "
+                f"mdata.mod[{rna!r}].obs ({list(mdata.mod[rna].obs.columns)}) or mdata.mod[{other!r}].obs "
+                f"({list(mdata.mod[other].obs.columns)})."
+            )
+        if where is not None:
+            modalities["batch_key"] = where
+    label_where = _obs_location(mdata, label_key, [rna, other]) if label_key is not None else False
+    if label_key is not None and label_where is False:
+        print(
+            f"scmamba: note: label column {label_key!r} is not in mdata.obs nor in a modality's obs; the label "
+            "agreement report is skipped (--label-key names it).",
+            file=sys.stderr,
+            flush=True,
+        )
+    layers = layers or {}
+    SCMAMBA.setup_mudata(
+        mdata,
+        batch_key=batch_key,
+        rna_annotation=rna_annotation,
+        modalities=modalities,
+        **{f"{m}_layer": layers.get(m) for m in ("rna", kind)},
+    )
     model = SCMAMBA(mdata, **(model_kwargs or {}))
+    out.mkdir(parents=True, exist_ok=True)
     print(model, flush=True)
     t0 = time.perf_counter()
     model.train(max_epochs=epochs)
@@ -70,20 +204,24 @@ def run_training(
         "train_seconds": round(train_s, 1),
         "foscttm_rna_vs_" + kind: round(float(foscttm(z_rna, z_other)), 4),
     }
-    if label_key is not None and label_key in mdata.obs:
+    joint = sc.AnnData(np.asarray(mdata.obsm["X_scmamba"]), obs=mdata.obs[[]].copy())
+    color = []
+    for key, where in ((label_key, label_where), (batch_key, modalities.get("batch_key"))):
+        if key is not None and where is not False and key not in joint.obs:
+            joint.obs[key] = _obs_column(mdata, key, where)
+            color.append(key)
+    if label_key is not None and label_where is not False:
         # Cross-modal label agreement: each cell's label predicted by its 15 nearest RNA-embedded neighbours
         # (leave-one-out is not needed: the query is the other modality's embedding of the cell).
-        labels = mdata.obs[label_key].astype(str).values
+        labels = joint.obs[label_key].astype(str).values
         scores = label_transfer_scores(z_rna, labels, z_other, labels, k=15)
         summary[f"label_knn_agreement_rna_to_{kind}"] = round(float(scores["accuracy"]), 4)
 
     model.save(str(out / "model"), overwrite=True)
     mdata.write_h5mu(out / "embedded.h5mu")
-    joint = sc.AnnData(np.asarray(mdata.obsm["X_scmamba"]), obs=mdata.obs.copy())
     sc.pp.neighbors(joint, use_rep="X", n_neighbors=15)
     sc.tl.umap(joint, random_state=seed)
-    color = [c for c in (label_key, batch_key) if c is not None and c in joint.obs] or None
-    fig = sc.pl.umap(joint, color=color, show=False, return_fig=True, wspace=0.6)
+    fig = sc.pl.umap(joint, color=color or None, show=False, return_fig=True, wspace=0.6)
     fig.savefig(out / "umap.png", dpi=120, bbox_inches="tight")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
@@ -91,46 +229,95 @@ def run_training(
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``scmamba`` command."""
-    parser = argparse.ArgumentParser(prog="scmamba", description="Paired single-cell multi-omics integration.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    train = sub.add_parser("train", help="train on a paired .h5mu and write embeddings, model and UMAP")
-    train.add_argument("input", type=Path, help=".h5mu with raw counts: 'rna' and 'atac' (or 'prot') modalities")
+def build_parser() -> argparse.ArgumentParser:
+    """The ``scmamba`` argument parser."""
+    parser = _Parser(prog="scmamba", description="Paired single-cell multi-omics integration.")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    train = sub.add_parser(
+        "train",
+        help="train on a paired .h5mu and write embeddings, model and UMAP",
+        description="Train SCMAMBA on a paired .h5mu (cells matched across modalities by obs_names) and write "
+        "embeddings (embedded.h5mu), the model and a UMAP to --out.",
+    )
+    train.add_argument("input", type=Path, help=".h5mu with raw counts: an RNA modality and an ATAC or protein one")
     train.add_argument("--out", type=Path, required=True, help="output folder")
-    train.add_argument("--epochs", type=int, default=50)
-    train.add_argument("--batch-key", default=None, help="obs column of batches (optional)")
-    train.add_argument("--label-key", default="cell_type", help="obs column of labels for the agreement report")
-    train.add_argument("--model-kwargs", default="{}", help="JSON of SCMAMBA keywords, e.g. '{\"d_model\": 128}'")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=_positive_int, default=50, help="training epochs")
+    train.add_argument(
+        "--batch-key", default=None, help="obs column of batches, in mdata.obs or a modality's obs (default: none)"
+    )
+    train.add_argument(
+        "--label-key", default="cell_type", help="obs column of labels for the agreement report (mdata or modality)"
+    )
+    data = train.add_argument_group("modalities and layers (default: usual modality names, counts in .X)")
+    data.add_argument("--rna-mod", default=None, help="RNA modality name (default: rna/RNA/gex/GEX/expression)")
+    data.add_argument("--atac-mod", default=None, help="ATAC modality name (default: atac/ATAC/peaks/accessibility)")
+    data.add_argument(
+        "--protein-mod", default=None, help="protein modality name (default: prot/protein/proteins/adt/ADT)"
+    )
+    data.add_argument("--rna-layer", default=None, help="layer of the RNA modality with raw counts (default: .X)")
+    data.add_argument("--atac-layer", default=None, help="layer of the ATAC modality with counts (default: .X)")
+    data.add_argument("--protein-layer", default=None, help="layer of the protein modality with counts (default: .X)")
+    data.add_argument(
+        "--rna-annotation",
+        default=None,
+        help="gene coordinates if var has none: GRCh38, GRCh37, GRCm38 or a table/GTF (default: from var)",
+    )
+    train.add_argument(
+        "--model-kwargs", type=_json_object, default={}, help="JSON of SCMAMBA keywords, e.g. '{\"d_model\": 128}'"
+    )
+    train.add_argument("--seed", type=int, default=0, help="random seed")
+    train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", help="train on the shipped SNARE-seq demo subset (2,500 cells, CPU, minutes)")
-    demo.add_argument("--out", type=Path, default=Path("scmamba_demo"))
-    demo.add_argument("--epochs", type=int, default=20)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    demo.add_argument("--out", type=Path, default=Path("scmamba_demo"), help="output folder")
+    demo.add_argument("--epochs", type=_positive_int, default=20, help="training epochs")
+    return parser
 
+
+def _run(args) -> int:
     import mudata as md
 
     md.set_options(pull_on_update=False)
     if args.command == "demo":
         from .datasets import snareseq_cortex_demo
 
-        mdata = snareseq_cortex_demo()
-        run_training(mdata, args.out, epochs=args.epochs, batch_key="batch", label_key="cell_type")
-    else:
-        if not args.input.exists():
-            raise SystemExit(f"{args.input} does not exist.")
-        mdata = md.read_h5mu(args.input)
-        run_training(
-            mdata,
-            args.out,
-            epochs=args.epochs,
-            batch_key=args.batch_key,
-            label_key=args.label_key,
-            model_kwargs=json.loads(args.model_kwargs),
-            seed=args.seed,
-        )
+        run_training(snareseq_cortex_demo(), args.out, epochs=args.epochs, batch_key="batch", label_key="cell_type")
+        return 0
+    _check_model_kwargs(args.model_kwargs)
+    mdata = read_mudata(args.input)
+    run_training(
+        mdata,
+        args.out,
+        epochs=args.epochs,
+        batch_key=args.batch_key,
+        label_key=args.label_key,
+        model_kwargs=args.model_kwargs,
+        seed=args.seed,
+        rna_mod=args.rna_mod,
+        atac_mod=args.atac_mod,
+        protein_mod=args.protein_mod,
+        layers={"rna": args.rna_layer, "atac": args.atac_layer, "protein": args.protein_layer},
+        rna_annotation=args.rna_annotation,
+    )
     return 0
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err.args[0]) if isinstance(err, KeyError) and err.args else str(err)
+    return " ".join(text.split()) or type(err).__name__
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``scmamba`` command; returns the exit code (2 for user errors)."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        return _run(args)
+    except (UsageError, *USER_ERRORS) as err:
+        if args.debug:
+            raise
+        print(f"scmamba {args.command}: error: {_one_line(err)}", file=sys.stderr, flush=True)
+        return 2
 
 
 if __name__ == "__main__":
