@@ -465,6 +465,18 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     def _reference_features(self, modality: str) -> pd.Index:
         return pd.Index(self.adata_manager.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"])
 
+    def get_var_names(self, legacy_mudata_format: bool = False):
+        """Feature names per modality; for the encoded modalities the model's own (registered) features.
+
+        :meth:`save` records these, so a saved model always lists the features it was built for, even when the
+        MuData was changed after set-up.
+        """
+        names = super().get_var_names(legacy_mudata_format=legacy_mudata_format)
+        if isinstance(names, dict):
+            for modality, mod in self.modality_mods_.items():
+                names[mod] = np.asarray(self._reference_features(modality))
+        return names
+
     def _check_mudata_features(self, mdata: MuData, modalities: Sequence[str]) -> None:
         for modality in modalities:
             mod = self.modality_mods_[modality]
@@ -543,8 +555,6 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             raise ValueError(f"This model encodes {self.modalities}; it has no {modality!r} encoder.")
         if adata.n_obs == 0:
             raise ValueError("The AnnData has no cells (an empty selection?).")
-        if self.adata is not None:
-            self.adata_manager.check_data()  # the reference features below are the registry's
         name = f"AnnData given for modality {modality!r} (layer {layer or 'X'})"
         X = layer_matrix(adata, layer, what=f"the AnnData given for modality {modality!r}")
         aligner = FeatureAligner(adata.var_names, self._reference_features(modality), name=name, stacklevel=5)
