@@ -84,6 +84,16 @@ def test_query_names_are_checked(layered):
         SCMAMBA.prepare_query_mudata(q, model)
 
 
+def test_query_with_one_modality_points_to_the_anndata_path(layered):
+    model, query = layered
+    rna_only = md.MuData({"rna": query["rna"].copy()})
+    for modality in ("joint", "rna"):
+        with pytest.raises(
+            ValueError, match=r"no modality 'atac'.*get_latent_representation\(mdata\['rna'\], modality='rna'\)"
+        ):
+            model.get_latent_representation(rna_only, modality=modality)
+
+
 @pytest.fixture
 def set_up(demo_mdata):
     m = demo_mdata[:120].copy()

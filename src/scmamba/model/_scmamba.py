@@ -478,13 +478,11 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         return names
 
     def _check_mudata_features(self, mdata: MuData, modalities: Sequence[str]) -> None:
+        setup_args = self.adata_manager.registry["setup_args"]
+        layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+        check_modalities_and_layers(mdata, self.modality_mods_, layers)
         for modality in modalities:
             mod = self.modality_mods_[modality]
-            if mod not in mdata.mod:
-                raise ValueError(
-                    f"The MuData has no modality {mod!r} ({modality}); it has {list(mdata.mod)}. For cells measured "
-                    f"in one modality only, pass that AnnData: get_latent_representation(adata, modality={modality!r})."
-                )
             difference = features_differ(mdata.mod[mod].var_names, self._reference_features(modality))
             if difference is not None:
                 raise ValueError(features_message(mod, modality, difference))

@@ -87,9 +87,12 @@ def check_modalities_and_layers(mdata: MuData, registered: Mapping[str, str], la
     """Every registered modality is in the MuData and has its counts layer."""
     for modality, mod in registered.items():
         if mod not in mdata.mod:
+            present = [(m, name) for m, name in registered.items() if name in mdata.mod]
+            m, name = present[0] if present else (modality, mod)
+            example = f"mdata[{name!r}]" if present else "adata"
             raise ValueError(
                 f"The MuData has no modality {mod!r} ({modality}); it has {list(mdata.mod)}. For cells measured in "
-                f"one modality only, pass that AnnData: get_latent_representation(adata, modality={modality!r})."
+                f"one modality only, pass that AnnData: get_latent_representation({example}, modality={m!r})."
             )
         layer_matrix(mdata.mod[mod], layers.get(MODALITY_LAYER_ARGS[modality]), what=f"modality {mod!r}")
 
