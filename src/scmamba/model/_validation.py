@@ -393,7 +393,7 @@ def check_genomic_order(var: pd.DataFrame, modality: str, annotation, *, name: s
         try:
             own = genomic_order(var, modality=modality)
             if own.source != "annotation":
-                alternatives[f"no {keyword} ({own.source} of var)"] = n - own.n_unplaced
+                alternatives[f"no {keyword} (coordinates from {own.source})"] = n - own.n_unplaced
         except ValueError:
             pass
     best = sorted(alternatives.items(), key=lambda kv: -kv[1])[:2]
