@@ -145,12 +145,76 @@ def epoch_timer():
     return EpochTimer()
 
 
+def train_probe():
+    """A Lightning callback: epoch wall times in ``.times`` and, when training ends, what the trainer ran in ``.info``.
+
+    ``.info``: ``max_epochs``, ``epochs_run``, ``check_val_every_n_epoch``, ``early_stopping`` (each
+    ``EarlyStopping`` callback's ``monitor``, ``patience``, ``min_delta``, ``mode``, ``stopped_epoch`` (0: it did not
+    stop the run), ``best_score``, ``wait_count``), the learning rate of every parameter group at the end
+    (``final_lr``) and the learning-rate schedulers (class, monitored metric, ``patience``/``factor`` where they have
+    them). Read from the trainer itself, so it shows the settings a model's ``train()`` really used.
+    """
+    from lightning.pytorch.callbacks import Callback, EarlyStopping
+
+    def number(v):
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None
+
+    class TrainProbe(Callback):
+        def __init__(self):
+            self.times: list[float] = []
+            self.info: dict = {}
+            self._t0 = 0.0
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self._t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.times.append(time.perf_counter() - self._t0)
+
+        def on_train_end(self, trainer, pl_module):
+            stops = [
+                {
+                    "monitor": c.monitor,
+                    "patience": int(c.patience),
+                    "min_delta": abs(number(c.min_delta) or 0.0),
+                    "mode": c.mode,
+                    "stopped_epoch": int(c.stopped_epoch),
+                    "best_score": number(c.best_score),
+                    "wait_count": int(c.wait_count),
+                }
+                for c in trainer.callbacks
+                if isinstance(c, EarlyStopping)
+            ]
+            schedulers = []
+            for cfg in trainer.lr_scheduler_configs:
+                sch = cfg.scheduler
+                monitor = cfg.monitor  # scvi's adversarial plans step ReduceLROnPlateau themselves, on their metric
+                if monitor is None and type(sch).__name__ == "ReduceLROnPlateau":
+                    monitor = getattr(pl_module, "lr_scheduler_metric", None)
+                rec = {"type": type(sch).__name__, "monitor": monitor}
+                rec.update({a: number(getattr(sch, a)) for a in ("patience", "factor") if hasattr(sch, a)})
+                schedulers.append(rec)
+            self.info = {
+                "max_epochs": trainer.max_epochs,
+                "epochs_run": int(trainer.current_epoch),
+                "check_val_every_n_epoch": trainer.check_val_every_n_epoch,
+                "early_stopping": stops,
+                "final_lr": [number(g["lr"]) for opt in trainer.optimizers for g in opt.param_groups],
+                "lr_schedulers": schedulers,
+            }
+
+    return TrainProbe()
+
+
 def machine_info() -> dict:
     """Machine, Python and key package versions, for the ``meta`` block of result files."""
     import importlib.metadata as im
 
     versions = {}
-    for pkg in ("scmamba", "scvi-tools", "torch", "scanpy", "muon", "harmonypy"):
+    for pkg in ("scmamba", "scvi-tools", "torch", "scanpy", "muon", "harmonypy", "scib-metrics", "jax"):
         try:
             versions[pkg] = im.version(pkg)
         except im.PackageNotFoundError:
