@@ -40,7 +40,7 @@ Metrics, on all cells:
   1 on each metric, so scores would depend on which methods were run and could not be compared between runs,
   data sets or ``--methods`` choices; unscaled, each method's score is its own. One ``Benchmarker`` per method
   (same results as one for all: every metric and aggregate is per embedding) so that its time is known
-  (``scib_s``; the first includes ~1-2 min of numba/jax compilation, paid once per process).
+  (``scib_s``; the first method's includes a few minutes of numba/jax compilation, paid once per process).
 * The paper's metrics (:mod:`scmamba.metrics`): best Leiden ARI and NMI over resolutions 0.1-2.0
   (``ari_nmi_leiden``, 15-NN graph of the joint embedding; the WNN graph itself for ``wnn``), and FOSCTTM between
   the two layers' embeddings of all cells for the methods that have per-layer embeddings (scmamba, multivi,
