@@ -1,4 +1,5 @@
-"""Helpers shared by ``integration.py`` and ``scaling.py``: memory and time probes, child processes, tables.
+"""Helpers shared by the benchmark scripts: data loading, memory and time probes, child processes, tables, and the
+classic baselines (per-layer PCA/LSI reductions, muon WNN) of ``integration.py`` and ``allcells.py``.
 
 Every benchmarked method runs in its own Python subprocess (as in ``holdout.py``) so that the peak resident set
 size (RSS) measured there is that method's own. A child prints its result as JSON on the last line of stdout;
@@ -15,9 +16,34 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 RESULTS = Path(__file__).resolve().parent / "results"
+N_COMPS = 50  # components of the per-layer PCA / LSI reductions
+
+
+def other_modality(mdata) -> tuple[str, str]:
+    """Name and kind (``'atac'`` or ``'protein'``) of the non-RNA modality of a paired MuData."""
+    for name, kind in (("atac", "atac"), ("prot", "protein"), ("protein", "protein"), ("adt", "protein")):
+        if name in mdata.mod:
+            return name, kind
+    raise ValueError(f"no ATAC or protein modality in {list(mdata.mod)}")
+
+
+def load_data(path: str, max_cells: int, seed: int):
+    """Read the MuData; keep a random ``max_cells`` cells (0: all). Returns ``(mdata, other_mod, kind)``."""
+    import mudata as md
+
+    md.set_options(pull_on_update=False)
+    mdata = md.read_h5mu(path)
+    if max_cells and mdata.n_obs > max_cells:
+        keep = np.sort(np.random.default_rng(seed).choice(mdata.n_obs, max_cells, replace=False))
+        mdata = mdata[keep].copy()
+    other, kind = other_modality(mdata)
+    return mdata, other, kind
 
 
 def quick_scmamba_config() -> dict:
@@ -119,12 +145,76 @@ def epoch_timer():
     return EpochTimer()
 
 
+def train_probe():
+    """A Lightning callback: epoch wall times in ``.times`` and, when training ends, what the trainer ran in ``.info``.
+
+    ``.info``: ``max_epochs``, ``epochs_run``, ``check_val_every_n_epoch``, ``early_stopping`` (each
+    ``EarlyStopping`` callback's ``monitor``, ``patience``, ``min_delta``, ``mode``, ``stopped_epoch`` (0: it did not
+    stop the run), ``best_score``, ``wait_count``), the learning rate of every parameter group at the end
+    (``final_lr``) and the learning-rate schedulers (class, monitored metric, ``patience``/``factor`` where they have
+    them). Read from the trainer itself, so it shows the settings a model's ``train()`` really used.
+    """
+    from lightning.pytorch.callbacks import Callback, EarlyStopping
+
+    def number(v):
+        try:
+            return float(v)
+        except (TypeError, ValueError):
+            return None
+
+    class TrainProbe(Callback):
+        def __init__(self):
+            self.times: list[float] = []
+            self.info: dict = {}
+            self._t0 = 0.0
+
+        def on_train_epoch_start(self, trainer, pl_module):
+            self._t0 = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            self.times.append(time.perf_counter() - self._t0)
+
+        def on_train_end(self, trainer, pl_module):
+            stops = [
+                {
+                    "monitor": c.monitor,
+                    "patience": int(c.patience),
+                    "min_delta": abs(number(c.min_delta) or 0.0),
+                    "mode": c.mode,
+                    "stopped_epoch": int(c.stopped_epoch),
+                    "best_score": number(c.best_score),
+                    "wait_count": int(c.wait_count),
+                }
+                for c in trainer.callbacks
+                if isinstance(c, EarlyStopping)
+            ]
+            schedulers = []
+            for cfg in trainer.lr_scheduler_configs:
+                sch = cfg.scheduler
+                monitor = cfg.monitor  # scvi's adversarial plans step ReduceLROnPlateau themselves, on their metric
+                if monitor is None and type(sch).__name__ == "ReduceLROnPlateau":
+                    monitor = getattr(pl_module, "lr_scheduler_metric", None)
+                rec = {"type": type(sch).__name__, "monitor": monitor}
+                rec.update({a: number(getattr(sch, a)) for a in ("patience", "factor") if hasattr(sch, a)})
+                schedulers.append(rec)
+            self.info = {
+                "max_epochs": trainer.max_epochs,
+                "epochs_run": int(trainer.current_epoch),
+                "check_val_every_n_epoch": trainer.check_val_every_n_epoch,
+                "early_stopping": stops,
+                "final_lr": [number(g["lr"]) for opt in trainer.optimizers for g in opt.param_groups],
+                "lr_schedulers": schedulers,
+            }
+
+    return TrainProbe()
+
+
 def machine_info() -> dict:
     """Machine, Python and key package versions, for the ``meta`` block of result files."""
     import importlib.metadata as im
 
     versions = {}
-    for pkg in ("scmamba", "scvi-tools", "torch", "scanpy", "muon", "harmonypy"):
+    for pkg in ("scmamba", "scvi-tools", "torch", "scanpy", "muon", "harmonypy", "scib-metrics", "jax"):
         try:
             versions[pkg] = im.version(pkg)
         except im.PackageNotFoundError:
@@ -242,3 +332,125 @@ def fit_multivi(ref, other: str, epochs: int):
     model = scvi.model.MULTIVI(ref, n_genes=ref["rna"].n_vars, n_regions=ref[other].n_vars)
     model.train(max_epochs=epochs, enable_progress_bar=False)
     return model
+
+
+# --------------------------------------------------------------------------------------------------- methods
+class Sections:
+    """Wall time and peak RSS of the training and the embedding steps of one method (may alternate).
+
+    Training peak RSS is the process peak (data loading included) over all training steps. Before each embedding
+    step the kernel's peak mark is reset (:func:`reset_peak_rss`, which also resets ``ru_maxrss``), so the
+    embedding peak is that of the embedding step alone (the model and data already in memory included).
+    """
+
+    def __init__(self):
+        self.rec: dict = {"train_s": 0.0, "embed_s": 0.0, "peak_rss_train_gb": 0.0, "peak_rss_embed_gb": 0.0}
+
+    @contextmanager
+    def train(self):
+        """Time a training step."""
+        t0 = time.perf_counter()
+        yield
+        self.rec["train_s"] += time.perf_counter() - t0
+        self.rec["peak_rss_train_gb"] = max(self.rec["peak_rss_train_gb"], peak_rss_gb())
+
+    @contextmanager
+    def embed(self):
+        """Time an embedding step; its peak RSS is measured from a reset peak mark."""
+        self.rec["peak_rss_train_gb"] = max(self.rec["peak_rss_train_gb"], peak_rss_gb())
+        reset_ok = reset_peak_rss()
+        t0 = time.perf_counter()
+        yield
+        self.rec["embed_s"] += time.perf_counter() - t0
+        peak = window_peak_rss_gb(reset_ok)
+        self.rec["peak_rss_embed_gb"] = max(self.rec["peak_rss_embed_gb"], peak)
+        self.rec["peak_rss_embed_is_window"] = reset_ok
+
+
+def lognorm(X):
+    """normalize_total (1e4) + log1p of a sparse count matrix (no fitted state, so train and test are alike)."""
+    from scipy import sparse
+
+    X = sparse.csr_matrix(X, dtype=np.float32)
+    lib = np.asarray(X.sum(axis=1)).ravel()
+    X = sparse.diags((1e4 / np.maximum(lib, 1)).astype(np.float32)) @ X
+    X.data = np.log1p(X.data)
+    return X
+
+
+class LayerReducer:
+    """Per-layer reductions fitted on training cells: PCA of log-normalised RNA, ATAC LSI, PCA of CLR protein."""
+
+    def __init__(self, kind: str, n_comps: int = N_COMPS, seed: int = 0):
+        self.kind, self.n_comps, self.seed = kind, n_comps, seed
+
+    def _rna(self, X):
+        return lognorm(X)
+
+    def _tfidf(self, X):
+        from scipy import sparse
+
+        X = sparse.csr_matrix(X, dtype=np.float32)
+        X.data = np.ones_like(X.data)  # binarise
+        tf = sparse.diags(1.0 / np.maximum(np.asarray(X.sum(axis=1)).ravel(), 1)) @ X
+        tfidf = tf @ sparse.diags(self.idf_)
+        tfidf.data = np.log1p(tfidf.data * 1e4)
+        return tfidf
+
+    def _clr(self, X):
+        X = np.log1p(np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64))
+        return X - X.mean(axis=1, keepdims=True)
+
+    def fit_transform(self, X_rna, X_oth) -> tuple[np.ndarray, np.ndarray]:
+        """Fit the reductions on training cells; return their RNA and other-layer embeddings."""
+        from sklearn.decomposition import PCA, TruncatedSVD
+
+        R = self._rna(X_rna)
+        self.pca_rna = PCA(min(self.n_comps, min(R.shape) - 1), svd_solver="arpack", random_state=self.seed)
+        z_rna = self.pca_rna.fit_transform(R)
+        if self.kind == "atac":
+            doc_freq = np.asarray((X_oth > 0).sum(axis=0)).ravel()
+            self.idf_ = (X_oth.shape[0] / (1.0 + doc_freq)).astype(np.float32)
+            T = self._tfidf(X_oth)
+            self.svd = TruncatedSVD(min(self.n_comps + 1, min(T.shape) - 1), random_state=self.seed)
+            z_oth = self.svd.fit_transform(T)[:, 1:]  # first LSI component tracks sequencing depth
+        else:
+            C = self._clr(X_oth)
+            self.pca_oth = PCA(min(self.n_comps, min(C.shape) - 1), random_state=self.seed)
+            z_oth = self.pca_oth.fit_transform(C)
+        return z_rna, z_oth
+
+    def transform(self, X_rna, X_oth) -> tuple[np.ndarray, np.ndarray]:
+        """Project new cells with the fitted reductions."""
+        z_rna = self.pca_rna.transform(self._rna(X_rna))
+        if self.kind == "atac":
+            z_oth = self.svd.transform(self._tfidf(X_oth))[:, 1:]
+        else:
+            z_oth = self.pca_oth.transform(self._clr(X_oth))
+        return z_rna, z_oth
+
+
+def wnn_mdata(z_rna: np.ndarray, z_oth: np.ndarray, kind: str, seed: int):
+    """muon WNN of one cell set from its two layers' representations; the MuData holds ``obsp['wnn_*']``."""
+    import anndata as ad
+    import muon as mu
+    import pandas as pd
+    import scanpy as sc
+
+    obs = pd.DataFrame(index=[f"c{i}" for i in range(len(z_rna))])
+    mods = {}
+    for name, z, rep in (("rna", z_rna, "X_pca"), (kind, z_oth, "X_lsi" if kind == "atac" else "X_pca")):
+        a = ad.AnnData(X=np.ascontiguousarray(z, dtype=np.float32), obs=obs.copy())
+        a.obsm[rep] = a.X
+        sc.pp.neighbors(a, use_rep=rep, random_state=seed)
+        mods[name] = a
+    mdata = mu.MuData(mods)
+    n = len(z_rna)  # muon's defaults (200 candidate / 20 bandwidth neighbours) need more cells than a quick run has
+    mu.pp.neighbors(
+        mdata,
+        key_added="wnn",
+        n_multineighbors=min(200, n - 2),
+        n_bandwidth_neighbors=min(20, n - 2),
+        random_state=seed,
+    )
+    return mdata

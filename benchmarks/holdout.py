@@ -35,6 +35,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fit_multivi, fit_totalvi
+from _common import other_modality as _other_mod  # ablation.py and ceiling.py import it from here
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,13 +49,6 @@ def _split(n: int, seed: int = 0, test_fraction: float = 0.2):
 
 def _peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB on Linux
-
-
-def _other_mod(mdata) -> tuple[str, str]:
-    for name, kind in (("atac", "atac"), ("prot", "protein"), ("protein", "protein"), ("adt", "protein")):
-        if name in mdata.mod:
-            return name, kind
-    raise ValueError(f"no ATAC or protein modality in {list(mdata.mod)}")
 
 
 def run_one(method: str, data: str, epochs: int, label_key: str, seed: int, extra: dict) -> dict:

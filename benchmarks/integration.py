@@ -46,7 +46,6 @@ import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -54,20 +53,21 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (
     RESULTS,
+    LayerReducer,
+    Sections,
     default_threads,
     epoch_timer,
     limit_threads,
+    load_data,
     machine_info,
     markdown_table,
-    peak_rss_gb,
     quick_scmamba_config,
-    reset_peak_rss,
     run_child,
     set_threads,
     to_jsonable,
-    window_peak_rss_gb,
+    wnn_mdata,
 )
-from holdout import _other_mod, _split  # the split and modality lookup of holdout.py
+from holdout import _split  # the split of holdout.py
 
 METHODS = {
     "atac": ["scmamba", "multivi", "multivi_hvg", "pca_lsi_harmony", "wnn"],
@@ -79,7 +79,6 @@ QUICK_CELLS = 600
 QUICK_EPOCHS = 2
 HVG_GENES = 2000
 HVG_PEAKS = 20000
-N_COMPS = 50
 LABEL_K = 15
 METRICS = ["ARI", "NMI", "MAP", "cASW", "OEMS", "SAS", "GC", "oASW", "FOSCTTM", "matching_score"]
 SCORES = ["S_bio", "S_omics", "overall"]
@@ -108,19 +107,6 @@ NOTES = {
 
 
 # --------------------------------------------------------------------------------------------------- data / split
-def load_data(path: str, max_cells: int, seed: int):
-    """Read the MuData; keep a random ``max_cells`` cells (0: all). Returns ``(mdata, other_mod, kind)``."""
-    import mudata as md
-
-    md.set_options(pull_on_update=False)
-    mdata = md.read_h5mu(path)
-    if max_cells and mdata.n_obs > max_cells:
-        keep = np.sort(np.random.default_rng(seed).choice(mdata.n_obs, max_cells, replace=False))
-        mdata = mdata[keep].copy()
-    other, kind = _other_mod(mdata)
-    return mdata, other, kind
-
-
 def split_cells(n: int, seed: int) -> dict:
     """Held-out split and evaluation subsets.
 
@@ -138,38 +124,6 @@ def split_cells(n: int, seed: int) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- child: methods
-class Sections:
-    """Wall time and peak RSS of the training and the embedding steps of one method (may alternate).
-
-    Training peak RSS is the process peak (data loading included) over all training steps. Before each embedding
-    step the kernel's peak mark is reset (:func:`reset_peak_rss`, which also resets ``ru_maxrss``), so the
-    embedding peak is that of the embedding step alone (the model and data already in memory included).
-    """
-
-    def __init__(self):
-        self.rec: dict = {"train_s": 0.0, "embed_s": 0.0, "peak_rss_train_gb": 0.0, "peak_rss_embed_gb": 0.0}
-
-    @contextmanager
-    def train(self):
-        """Time a training step."""
-        t0 = time.perf_counter()
-        yield
-        self.rec["train_s"] += time.perf_counter() - t0
-        self.rec["peak_rss_train_gb"] = max(self.rec["peak_rss_train_gb"], peak_rss_gb())
-
-    @contextmanager
-    def embed(self):
-        """Time an embedding step; its peak RSS is measured from a reset peak mark."""
-        self.rec["peak_rss_train_gb"] = max(self.rec["peak_rss_train_gb"], peak_rss_gb())
-        reset_ok = reset_peak_rss()
-        t0 = time.perf_counter()
-        yield
-        self.rec["embed_s"] += time.perf_counter() - t0
-        peak = window_peak_rss_gb(reset_ok)
-        self.rec["peak_rss_embed_gb"] = max(self.rec["peak_rss_embed_gb"], peak)
-        self.rec["peak_rss_embed_is_window"] = reset_ok
-
-
 def _train_deep(model, epochs: int, sections: Sections, **kwargs) -> dict:
     timer = epoch_timer()
     with sections.train():
@@ -271,69 +225,6 @@ def run_totalvi(ref, query, other, split, epochs, sections) -> dict:
     return _with_embeddings(out, model, z_test, z_test, z_train, z_train[split["train_eval"]])
 
 
-def _lognorm(X):
-    """normalize_total (1e4) + log1p of a sparse count matrix (no fitted state, so train and test are alike)."""
-    from scipy import sparse
-
-    X = sparse.csr_matrix(X, dtype=np.float32)
-    lib = np.asarray(X.sum(axis=1)).ravel()
-    X = sparse.diags((1e4 / np.maximum(lib, 1)).astype(np.float32)) @ X
-    X.data = np.log1p(X.data)
-    return X
-
-
-class LayerReducer:
-    """Per-layer reductions fitted on training cells: PCA of log-normalised RNA, ATAC LSI, PCA of CLR protein."""
-
-    def __init__(self, kind: str, n_comps: int = N_COMPS, seed: int = 0):
-        self.kind, self.n_comps, self.seed = kind, n_comps, seed
-
-    def _rna(self, X):
-        return _lognorm(X)
-
-    def _tfidf(self, X):
-        from scipy import sparse
-
-        X = sparse.csr_matrix(X, dtype=np.float32)
-        X.data = np.ones_like(X.data)  # binarise
-        tf = sparse.diags(1.0 / np.maximum(np.asarray(X.sum(axis=1)).ravel(), 1)) @ X
-        tfidf = tf @ sparse.diags(self.idf_)
-        tfidf.data = np.log1p(tfidf.data * 1e4)
-        return tfidf
-
-    def _clr(self, X):
-        X = np.log1p(np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64))
-        return X - X.mean(axis=1, keepdims=True)
-
-    def fit_transform(self, X_rna, X_oth) -> tuple[np.ndarray, np.ndarray]:
-        """Fit the reductions on training cells; return their RNA and other-layer embeddings."""
-        from sklearn.decomposition import PCA, TruncatedSVD
-
-        R = self._rna(X_rna)
-        self.pca_rna = PCA(min(self.n_comps, min(R.shape) - 1), svd_solver="arpack", random_state=self.seed)
-        z_rna = self.pca_rna.fit_transform(R)
-        if self.kind == "atac":
-            doc_freq = np.asarray((X_oth > 0).sum(axis=0)).ravel()
-            self.idf_ = (X_oth.shape[0] / (1.0 + doc_freq)).astype(np.float32)
-            T = self._tfidf(X_oth)
-            self.svd = TruncatedSVD(min(self.n_comps + 1, min(T.shape) - 1), random_state=self.seed)
-            z_oth = self.svd.fit_transform(T)[:, 1:]  # first LSI component tracks sequencing depth
-        else:
-            C = self._clr(X_oth)
-            self.pca_oth = PCA(min(self.n_comps, min(C.shape) - 1), random_state=self.seed)
-            z_oth = self.pca_oth.fit_transform(C)
-        return z_rna, z_oth
-
-    def transform(self, X_rna, X_oth) -> tuple[np.ndarray, np.ndarray]:
-        """Project new cells with the fitted reductions."""
-        z_rna = self.pca_rna.transform(self._rna(X_rna))
-        if self.kind == "atac":
-            z_oth = self.svd.transform(self._tfidf(X_oth))[:, 1:]
-        else:
-            z_oth = self.pca_oth.transform(self._clr(X_oth))
-        return z_rna, z_oth
-
-
 def run_harmony(ref, query, other, kind, split, seed, sections) -> dict:
     """PCA/LSI (or CLR+PCA) per layer, layers stacked and aligned by Harmony with the omics layer as batch."""
     import harmonypy
@@ -369,32 +260,6 @@ def run_harmony(ref, query, other, kind, split, seed, sections) -> dict:
     }
 
 
-def _wnn(z_rna: np.ndarray, z_oth: np.ndarray, kind: str, seed: int):
-    """muon WNN of one cell set from its two layers' representations; the MuData holds ``obsp['wnn_*']``."""
-    import anndata as ad
-    import muon as mu
-    import pandas as pd
-    import scanpy as sc
-
-    obs = pd.DataFrame(index=[f"c{i}" for i in range(len(z_rna))])
-    mods = {}
-    for name, z, rep in (("rna", z_rna, "X_pca"), (kind, z_oth, "X_lsi" if kind == "atac" else "X_pca")):
-        a = ad.AnnData(X=np.ascontiguousarray(z, dtype=np.float32), obs=obs.copy())
-        a.obsm[rep] = a.X
-        sc.pp.neighbors(a, use_rep=rep, random_state=seed)
-        mods[name] = a
-    mdata = mu.MuData(mods)
-    n = len(z_rna)  # muon's defaults (200 candidate / 20 bandwidth neighbours) need more cells than a quick run has
-    mu.pp.neighbors(
-        mdata,
-        key_added="wnn",
-        n_multineighbors=min(200, n - 2),
-        n_bandwidth_neighbors=min(20, n - 2),
-        random_state=seed,
-    )
-    return mdata
-
-
 def run_wnn(ref, query, other, kind, split, seed, sections, quick: bool = False) -> dict:
     """Weighted nearest neighbours (muon) on the PCA and LSI/PCA representations of each evaluated cell set.
 
@@ -409,13 +274,13 @@ def run_wnn(ref, query, other, kind, split, seed, sections, quick: bool = False)
         r_tr, o_tr = red.fit_transform(ref.mod["rna"].X, ref.mod[other].X)
     with sections.embed():  # the held-out cells' WNN graph is their "embedding"
         r_te, o_te = red.transform(query.mod["rna"].X, query.mod[other].X)
-        m_test = _wnn(r_te, o_te, kind, seed)
+        m_test = wnn_mdata(r_te, o_te, kind, seed)
     mu.tl.umap(m_test, neighbors_key="wnn", random_state=seed)
     umap_test = np.asarray(m_test.obsm["X_umap"])
     graphs = {"graph_test": sparse.csr_matrix(m_test.obsp["wnn_connectivities"])}
     if not quick:
         ev = split["train_eval"]
-        m_train = _wnn(r_tr[ev], o_tr[ev], kind, seed)
+        m_train = wnn_mdata(r_tr[ev], o_tr[ev], kind, seed)
         graphs["graph_train_eval"] = sparse.csr_matrix(m_train.obsp["wnn_connectivities"])
     return {"epochs": None, "arrays": {"umap_test": umap_test}, "graphs": graphs}
 

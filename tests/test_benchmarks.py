@@ -113,6 +113,70 @@ def test_integration_quick(dataset, tmp_path):
         assert all(math.isclose(r["overall"], 0.6 * r["S_bio"] + 0.4 * r["S_omics"]) for r in full)
 
 
+#: ``allcells.py --quick`` methods per data set: every method is covered once, SCMAMBA and the baseline on both;
+#: fewer than the defaults because each child and the scib metrics' numba/jax compilation cost minutes on 2 cores.
+ALLCELLS_METHODS = {
+    "abseq": ["scmamba", "totalvi", "wnn", "unintegrated"],
+    "snareseq": ["scmamba", "multivi", "pca_lsi_harmony", "unintegrated"],
+}
+PER_LAYER = {"scmamba", "multivi", "pca_lsi_harmony"}  # methods with per-layer embeddings, hence a FOSCTTM
+SCIB_AGGREGATES = ["scib_bio_conservation", "scib_batch_correction", "scib_total"]
+#: Early stopping of the peers' ``train()`` in scvi-tools 1.4.2: (monitored metric, patience).
+PEER_STOPPING = {"multivi": ("reconstruction_loss_validation", 50), "totalvi": ("elbo_validation", 45)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dataset", list(ALLCELLS_METHODS))
+def test_allcells_quick(dataset, tmp_path):
+    data = _shared(DATASETS[dataset][0])
+    methods = ALLCELLS_METHODS[dataset]
+    args = ["--data", str(data), "--quick", "--methods", *methods, "--threads", "1", "--out", str(tmp_path)]
+    stdout = _run("allcells.py", args, tmp_path, timeout=1200)
+    json_path, csv_path = tmp_path / f"allcells_{data.stem}.json", tmp_path / f"allcells_{data.stem}.csv"
+    assert json_path.exists() and csv_path.exists()
+    table = _last_table(stdout)  # the summary table is printed last: header, separator, one row per method
+    assert table[0].startswith("| method | ARI | NMI | scib Bio | scib Batch | scib Total | FOSCTTM | epochs |")
+    assert len(table) == 2 + len(methods)
+
+    result = json.loads(json_path.read_text())
+    assert result["meta"]["quick"] and result["meta"]["n_cells"] == 600
+    rows = result["rows"]
+    assert [r["method"] for r in rows] == methods
+    scib_metrics = [c for c in rows[0] if c.startswith("scib_") and c not in SCIB_AGGREGATES and c != "scib_s"]
+    assert len(scib_metrics) == 10  # scib-metrics' default BioConservation (5) and BatchCorrection (5) metrics
+    for r in rows:
+        assert r["status"] == "ok", (r["method"], r["note"])
+        assert r["n_cells"] == 600 and r["train_s"] > 0 and 0 < r["peak_rss_gb"] < 64
+        assert -1 <= r["ARI"] <= 1 and 0 <= r["NMI"] <= 1
+        if r["method"] == "wnn":  # a graph: only the Leiden scores are defined
+            assert all(r[c] is None for c in [*scib_metrics, *SCIB_AGGREGATES, "FOSCTTM"])
+            continue
+        for col in [*scib_metrics, *SCIB_AGGREGATES]:  # raw scores, not min-max scaled over the methods
+            assert r[col] is not None and 0 <= r[col] <= 1, (r["method"], col, r[col])
+        assert math.isclose(r["scib_total"], 0.6 * r["scib_bio_conservation"] + 0.4 * r["scib_batch_correction"])
+        assert (r["FOSCTTM"] is not None and 0 <= r["FOSCTTM"] <= 1) == (r["method"] in PER_LAYER)
+    base = rows[methods.index("unintegrated")]
+    assert base["scib_batch_correction"] is not None and abs(base["scib_pcr_comparison"]) < 1e-3  # X_pca vs itself
+
+    children = result["children"]
+    for method in {"scmamba", "multivi", "totalvi"} & set(methods):  # --quick: 2 epochs, history recorded
+        rec = children[method]
+        assert rec["epochs"] == rec["max_epochs"] == rec["trainer"]["max_epochs"] == 2
+        assert len(rec["history"][rec["monitor"]]) == 2 and 1 <= rec["best_epoch"] <= 2
+        assert rec["embed_s"] > 0 and rec["train_cells_per_s"] > 0
+    for peer, stopping in PEER_STOPPING.items():
+        if peer in children:  # the peers keep their shipped early stopping
+            stop = children[peer]["trainer"]["early_stopping"]
+            assert [(s["monitor"], s["patience"]) for s in stop] == [stopping]
+            assert children[peer]["elbo_validation_final"] is not None
+
+    csv = pd.read_csv(csv_path)  # the CSV holds the JSON rows
+    assert list(csv["method"]) == methods
+    for col in ["ARI", "NMI", "FOSCTTM", *scib_metrics, *SCIB_AGGREGATES, "train_s", "peak_rss_gb"]:
+        for r, v in zip(rows, csv[col], strict=True):
+            assert (r[col] is None and pd.isna(v)) or math.isclose(r[col], v, rel_tol=1e-9), (col, r[col], v)
+
+
 @pytest.mark.slow
 def test_scaling_quick(tmp_path):
     _shared("snareseq_mouse_cortex_chen2019.h5mu")
