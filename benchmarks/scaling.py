@@ -144,10 +144,13 @@ def genome_var(n: int, kind: str, rng: np.random.Generator):
     return pd.DataFrame({"chrom": chrom, "start": start, "end": end}, index=pd.Index(names))
 
 
-def make_mudata(n_cells: int, n_genes: int, n_peaks: int, prof: dict, seed: int, depth_scale: float = 1.0):
+def make_mudata(
+    n_cells: int, n_genes: int, n_peaks: int, prof: dict, seed: int, depth_scale: float | dict[str, float] = 1.0
+):
     """A synthetic paired RNA+ATAC MuData of ``n_cells`` cells resampled from the real profiles.
 
-    ``depth_scale`` multiplies every drawn cell's RNA library size and ATAC fragment count (1: as measured).
+    ``depth_scale`` multiplies every drawn cell's RNA library size and ATAC fragment count (1: as measured); a
+    dict ``{"rna": ..., "atac": ...}`` scales each modality on its own.
     """
     import anndata as ad
     import mudata as md
@@ -163,7 +166,8 @@ def make_mudata(n_cells: int, n_genes: int, n_peaks: int, prof: dict, seed: int,
     mods = {}
     for mod, width, kind in (("rna", n_genes, "gene"), ("atac", n_peaks, "peak")):
         cdfs = np.cumsum(widen(prof[f"{mod}_profile"], width, rng), axis=1)
-        depth = np.round(prof[f"{mod}_depth"][real] * depth_scale).astype(np.int64)
+        scale = depth_scale[mod] if isinstance(depth_scale, dict) else depth_scale
+        depth = np.round(prof[f"{mod}_depth"][real] * scale).astype(np.int64)
         X = sample_counts(depth, types, cdfs, rng)
         mods[mod] = ad.AnnData(X=X, obs=obs.copy(), var=genome_var(width, kind, rng))
     mdata = md.MuData(mods)

@@ -6,8 +6,8 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -23,8 +23,11 @@ from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
 from ..data._genome import genomic_order
 from ..module import ScMambaModule
+from ..nn import SparseRows
+from ..nn._encoder import Pooling, Projection
 from ..train import ContrastiveTrainingPlan
-from ._data import PairedMuDataManager
+from ._data import PairedMuDataManager, SparseDataSplitter
+from ._presets import PER_MODALITY_DEFAULTS, paper_config, small_config
 from ._validation import (
     CountChecker,
     FeatureAligner,
@@ -39,37 +42,32 @@ from ._validation import (
     row_positions,
 )
 
-if TYPE_CHECKING:
-    from collections.abc import Mapping
-
 logger = logging.getLogger(__name__)
 
 Modality = Literal["joint", "rna", "atac", "protein"]
 
-#: Feature dropout per modality when ``SCMAMBA(feature_dropout=None)`` (see the class docstring).
-DEFAULT_FEATURE_DROPOUT = {"rna": 0.3, "atac": 0.5, "protein": 0.0}
 
-#: Bin sizes used when ``SCMAMBA(bin_size=None)`` with per-region projections: ATAC peaks share a part of their
-#: projection with their 7 genome-ordered neighbours; genes and proteins have their own projections only.
-DEFAULT_BIN_SIZE = {"rna": None, "atac": 8, "protein": None}
-
-#: Patch sizes used when ``patch_size`` is not given: genes and peaks in genomic windows, proteins a few at a time.
-DEFAULT_PATCH_SIZE = {"rna": 64, "atac": 256, "protein": 8}
-
-
-def _default_bins(n_features: Mapping[str, int], projection: str) -> dict[str, int | None] | None:
-    if projection != "per_region":
-        return None
-    return {m: DEFAULT_BIN_SIZE.get(m) for m in n_features}
+def _per_modality(name: str, value, modalities: Sequence[str]) -> dict:
+    """One value per modality from an int/float, a dict (missing modalities take the default) or ``None``."""
+    default = PER_MODALITY_DEFAULTS.get(name, {})
+    if value is None:
+        return {m: default.get(m) for m in modalities}
+    if isinstance(value, Mapping):
+        unknown = set(value) - set(MODALITY_LAYER_ARGS)
+        if unknown:
+            raise ValueError(f"{name} has values for unknown modalities {sorted(unknown)}; use {list(modalities)}.")
+        return {m: value.get(m, default.get(m)) for m in modalities}
+    return dict.fromkeys(modalities, value)
 
 
 class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
-    """Single-cell multi-omics integration with two Mamba2 (SSD) encoders and a contrastive objective.
+    """Single-cell multi-omics integration with one Mamba2 (SSD) encoder per modality.
 
-    Features of each modality are put in genomic order, cut into patches (tokens) and encoded by a stack of
-    Mamba2 + MLP blocks; the last token gives the cell embedding. RNA and ATAC (or protein) embeddings of the
-    same cell are pulled together by symmetric InfoNCE plus a cosine term. All features are used; no highly
-    variable feature selection is needed.
+    Features of each modality are put in genomic order, cut into patches (tokens) and encoded by Mamba2 + MLP
+    blocks; the tokens are pooled and an MLP head gives the modality's cell embedding (unit length). Training
+    aligns the two modalities of each cell (symmetric InfoNCE + a cosine term) and asks every embedding to
+    predict the composition of both of the cell's profiles through linear decoders with a per-batch offset
+    (:class:`~scmamba.module.ScMambaModule`). All features are used; no highly variable feature selection.
 
     Parameters
     ----------
@@ -82,34 +80,31 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     n_layers
         (Mamba2, MLP) blocks per encoder; an int, or a dict per modality.
     patch_size
-        Features per token; an int, or a dict per modality (default ``{'rna': 64, 'atac': 256, 'protein': 8}``).
+        Features per token; an int, or a dict per modality (``None``: 64 genes, 256 peaks, 8 proteins).
     d_state, headdim, expand, chunk_size
-        Mamba2 state size, head width, inner expansion and SSD chunk length. The chunk length changes speed only
-        (the scan is exact for any chunking); 64 and 32 are the fastest on CPU, and at 64 the scan runs at about 40%
-        of the machine's matmul rate (``benchmarks/ssd_throughput.py``).
+        Mamba2 state size, head width, inner expansion and SSD chunk length (the chunk length changes speed only:
+        the scan is exact for any chunking).
     mlp_hidden
-        Hidden width of the block MLPs (default ``2 * d_model``).
+        Hidden width of the block MLPs (``None``: ``2 * d_model``).
+    head_hidden
+        Hidden width of the encoder heads.
     dropout
         Dropout in the encoders.
     feature_dropout
-        Fraction of each cell's features zeroed at random in every training step: an augmentation that keeps
-        the encoders from memorising individual cells. One value, or a dict per modality; ``None`` (default):
-        0.3 for RNA, 0.5 for ATAC (held-out SNARE-seq FOSCTTM 0.121 against 0.13-0.14 with 0.3; 0.7 is worse,
-        0.147), 0 for protein (a panel of tens of antibodies, where dropping markers costs rare cell types: on the
-        Abseq donor split, macro-F1 0.78 with 0.3 on both layers, 0.80 with 0 for protein).
+        Fraction of each cell's measured features dropped at random in every training step: an augmentation that
+        keeps the encoders from memorising individual cells. One value, or a dict per modality (``None``: 0.3 RNA,
+        0.5 ATAC, 0 protein: panels of tens of antibodies lose rare cell types when markers are dropped).
     pooling
-        Cell summary fed to the MLP head: ``'mean'`` of all tokens (default) or the ``'last'`` token of the causal
-        scan (the paper's choice).
+        How the tokens become one vector for the head: ``'flatten'`` (all tokens side by side, so every genomic
+        region keeps its own weights up to the head), ``'mean'`` of the tokens, or the ``'last'`` token of the
+        causal scan (the paper's choice).
     projection
-        ``'per_region'`` (default): a projection per genomic region (patch), so tokens carry which features they
-        hold; ``'shared'``: one patch projection for all regions (the paper).
+        ``'per_region'``: a projection per feature, so tokens carry which features they hold; ``'shared'``: one
+        patch projection for all regions (the paper).
     bin_size
         With ``'per_region'``: each feature's projection also has a part shared with the ``bin_size`` consecutive
         genome-ordered features of its bin, so rarely non-zero features (most ATAC peaks) borrow strength from their
-        neighbours. An int, or a dict per modality (modalities left out, or given ``None``, have no shared part);
-        ``None`` (default): ``{"atac": 8}`` with per-region projections (held-out SNARE-seq FOSCTTM 0.115 against
-        0.121 without after 30 epochs; 32 was behind 8 when stopped at epoch 18, 0.125 vs 0.123), nothing with
-        ``'shared'``.
+        neighbours. An int, or a dict per modality (``None``: 8 for ATAC, none for genes and proteins).
     n_bins
         Relative-level bins for RNA and protein values (``None``: log-normalised values).
     temperature_init
@@ -117,7 +112,14 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     learn_temperature
         Learn the temperature.
     lambda_con, lambda_sim
-        Weights of the InfoNCE and the cosine-similarity terms.
+        Weights of the InfoNCE and the cosine-similarity terms (the cross-modal alignment).
+    lambda_rec
+        Weight of the reconstruction term: each embedding predicts both profiles of its cell. It keeps in each
+        embedding what distinguishes cells in its own modality, not only what the modalities share (0: the
+        paper's contrastive objective alone).
+    batch_negatives
+        Contrast each cell only with cells of its own batch (needs ``batch_key``), so that what differs between
+        batches cannot help the contrastive task.
     use_fused_kernels
         ``None``: mamba-ssm's fused SSD kernel on CUDA when it is installed, else the PyTorch SSD; ``False``:
         always the PyTorch path.
@@ -126,22 +128,20 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     --------
     >>> import scmamba
     >>> mdata = scmamba.datasets.snareseq_cortex_demo()
-    >>> scmamba.SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    >>> scmamba.SCMAMBA.setup_mudata(mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"})
     >>> model = scmamba.SCMAMBA(mdata)
-    >>> model.train(max_epochs=10)
+    >>> model.train()
     >>> mdata.obsm["X_scmamba"] = model.get_latent_representation()
 
     Notes
     -----
-    The defaults train on a laptop CPU. They differ from the paper in three choices measured on held-out SNARE-seq
-    cells (``benchmarks/README.md``): a patch projection per genomic region and mean pooling of the tokens gave
-    FOSCTTM 0.23 where the paper's shared projection with the last token gave 0.35 (MULTIVI: 0.29), and
-    dropping 30% of each cell's RNA and ATAC features at random in every step (``feature_dropout``) lowered it to 0.15.
-    :meth:`paper_config` returns the sizes and choices of the scMamba paper
+    The defaults are chosen on held-out cells and train on a laptop CPU; ``benchmarks/README.md`` has the
+    measurements behind each choice. :meth:`paper_config` gives the sizes and choices of the scMamba paper
     (``SCMAMBA(mdata, **SCMAMBA.paper_config())``), which want a GPU.
     """
 
     _module_cls = ScMambaModule
+    _data_splitter_cls = SparseDataSplitter
     _training_plan_cls = ContrastiveTrainingPlan
 
     def __init__(
@@ -150,23 +150,26 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         *,
         n_latent: int = 32,
         d_model: int = 64,
-        n_layers: int | Mapping[str, int] = 2,
+        n_layers: int | Mapping[str, int] = 1,
         patch_size: int | Mapping[str, int] | None = None,
         d_state: int = 32,
         headdim: int = 32,
         expand: int = 2,
         chunk_size: int = 64,
         mlp_hidden: int | None = None,
+        head_hidden: int = 256,
         dropout: float = 0.1,
         feature_dropout: float | Mapping[str, float] | None = None,
-        pooling: str = "mean",
-        projection: str = "per_region",
-        bin_size: int | Mapping[str, int] | None = None,
+        pooling: Pooling = "flatten",
+        projection: Projection = "per_region",
+        bin_size: int | Mapping[str, int | None] | None = None,
         n_bins: int | None = 51,
         temperature_init: float = 0.07,
         learn_temperature: bool = True,
-        lambda_con: float = 1.0,
-        lambda_sim: float = 1.0,
+        lambda_con: float = 0.1,
+        lambda_sim: float = 0.1,
+        lambda_rec: float = 1.0,
+        batch_negatives: bool = False,
         use_fused_kernels: bool | None = None,
     ):
         if mdata is not None and self._get_most_recent_anndata_manager(mdata) is None:
@@ -188,81 +191,71 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
                 "%s: %d features in genomic order (from %s), %d without coordinates placed last.",
                 modality, var.shape[0], order.source, order.n_unplaced,
             )  # fmt: skip
-        patches = dict(DEFAULT_PATCH_SIZE) if patch_size is None else patch_size
-        if isinstance(patches, dict):
-            patches = {m: patches[m] for m in n_features}
+        modalities = list(n_features)
+        bins = _per_modality("bin_size", bin_size, modalities)
+        if projection != "per_region":
+            bins = dict.fromkeys(modalities) if bin_size is None else bins
         self.module = self._module_cls(
             n_features,
             orders,
+            n_batch=self.summary_stats.n_batch,
             n_latent=n_latent,
             d_model=d_model,
-            n_layers=n_layers,
-            patch_size=patches,
+            n_layers=_per_modality("n_layers", n_layers, modalities),
+            patch_size=_per_modality("patch_size", patch_size, modalities),
             d_state=d_state,
             headdim=headdim,
             expand=expand,
-            mlp_hidden=mlp_hidden,
+            mlp_hidden=mlp_hidden or 2 * d_model,
+            head_hidden=head_hidden,
             chunk_size=chunk_size,
             dropout=dropout,
-            feature_dropout=DEFAULT_FEATURE_DROPOUT if feature_dropout is None else feature_dropout,
+            feature_dropout=_per_modality("feature_dropout", feature_dropout, modalities),
             pooling=pooling,
             projection=projection,
-            bin_size=_default_bins(n_features, projection) if bin_size is None else bin_size,
+            bin_size=bins,
             n_bins=n_bins,
             temperature_init=temperature_init,
             learn_temperature=learn_temperature,
             lambda_con=lambda_con,
             lambda_sim=lambda_sim,
+            lambda_rec=lambda_rec,
+            batch_negatives=batch_negatives,
             use_fused_kernels=use_fused_kernels,
+            feature_log_frequency=self._feature_log_frequency() if lambda_rec > 0 else None,
         )
         n_params = sum(p.numel() for p in self.module.parameters())
         tokens = {m: enc.tokenizer.n_patches for m, enc in self.module.encoders.items()}
         self._model_summary_string = (
             f"SCMAMBA: modalities {n_features}, tokens {tokens}, n_latent {n_latent}, d_model {d_model}, "
-            f"n_layers {n_layers}, d_state {d_state}, {n_params / 1e6:.2f}M parameters."
+            f"n_layers {n_layers}, pooling {pooling!r}, lambda_rec {lambda_rec}, {n_params / 1e6:.2f}M parameters."
         )
         self.init_params_ = self._get_init_params(locals())
 
+    def _feature_log_frequency(self) -> dict[str, np.ndarray]:
+        """Log share of all counts per feature (ATAC: of all open peaks), read in row blocks; initial decoder biases."""
+        out = {}
+        for modality in self.modality_mods_:
+            X = self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality])
+            total = np.zeros(X.shape[1])
+            for _, block in iter_row_blocks(X):
+                block = sparse.csr_matrix(block)
+                if modality == "atac":
+                    block.data = (block.data > 0).astype(block.data.dtype)
+                total += np.asarray(block.sum(axis=0)).ravel()
+            freq = total + 1.0
+            out[modality] = np.log(freq / freq.sum()).astype(np.float32)
+        return out
+
     @staticmethod
     def paper_config(modalities: Sequence[str] = ("rna", "atac")) -> dict:
-        """Architecture sizes of the scMamba paper / its official configs, as keyword arguments.
-
-        RNA+ATAC: ``d_model`` 512, 10 RNA / 12 ATAC layers, patch 256, ``d_state`` 128, ``headdim`` 128,
-        embedding 64. RNA+protein: 8 RNA / 4 protein layers, protein patch 128. One patch projection shared by all
-        regions and the last token as the cell summary.
-        """
-        protein = "protein" in modalities
-        return {
-            "n_latent": 64,
-            "d_model": 512,
-            "n_layers": {"rna": 8, "protein": 4} if protein else {"rna": 10, "atac": 12},
-            "patch_size": {"rna": 256, "protein": 128} if protein else {"rna": 256, "atac": 256},
-            "d_state": 128,
-            "headdim": 128,
-            "expand": 2,
-            "chunk_size": 256,
-            "mlp_hidden": 1024,
-            "pooling": "last",
-            "projection": "shared",
-            "feature_dropout": 0.0,
-        }
+        """Keyword arguments with the sizes and choices of the scMamba paper (:func:`~scmamba.model.paper_config`)."""
+        return paper_config(modalities)
 
     @staticmethod
     def small_config() -> dict:
-        """A tiny architecture for smoke tests and CI-sized runs, as keyword arguments.
-
-        About 50k parameters in the Mamba2/MLP blocks and heads, plus ``d_model`` (32) per feature in the per-region
-        patch projections.
-        """
-        return {
-            "n_latent": 16,
-            "d_model": 32,
-            "n_layers": 1,
-            "d_state": 16,
-            "headdim": 16,
-            "chunk_size": 16,
-            "patch_size": {"rna": 64, "atac": 512, "protein": 8},
-        }
+        """Keyword arguments of a tiny architecture for smoke tests (:func:`~scmamba.model.small_config`)."""
+        return small_config()
 
     @property
     def modalities(self) -> list[str]:
@@ -450,6 +443,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
         self.module.train()
         return super().train(
+            load_sparse_tensor=True,
             max_epochs=max_epochs,
             accelerator=accelerator,
             devices=devices,
@@ -537,7 +531,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
                 raise TypeError(f"Expected a MuData or AnnData, got {type(adata).__name__}.")
             self._check_mudata_features(adata, mods)
         adata = self._validate_anndata(adata)
-        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size)
+        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size, load_sparse_tensor=True)
         chunks = []
         for tensors in loader:
             out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
@@ -567,8 +561,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         chunks = []
         for start in range(0, n_rows, batch_size):
             part = slice(start, start + batch_size) if rows is None else rows[start : start + batch_size]
-            x = aligner.apply(read_rows(X, part)).toarray()
-            chunks.append(self.module.embed(modality, torch.as_tensor(x, dtype=torch.float32, device=device)).cpu())
+            x = sparse.csr_matrix(aligner.apply(read_rows(X, part)))
+            counts = SparseRows.from_scipy(x, device=device)
+            chunks.append(self.module.embed(modality, counts).cpu())
         return torch.cat(chunks).numpy()
 
     @classmethod

@@ -15,6 +15,7 @@ def contrastive_loss(
     *,
     lambda_con: float = 1.0,
     lambda_sim: float = 1.0,
+    same_group: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """CLIP-style loss for row-paired embeddings of two modalities.
 
@@ -26,12 +27,17 @@ def contrastive_loss(
         ``1 / temperature`` (already exponentiated and clamped).
     lambda_con, lambda_sim
         Weights of the InfoNCE and cosine terms.
+    same_group
+        Optional ``(cells, cells)`` boolean matrix: negatives are only the cells of the same group (batch), so
+        that what distinguishes groups cannot help the contrastive task.
 
     Returns
     -------
     ``loss`` (the weighted sum), ``infonce`` (mean of both directions), ``cosine`` (``1 - mean cos(a_i, b_i)``).
     """
     logits = logit_scale * z_a @ z_b.T
+    if same_group is not None:
+        logits = logits.masked_fill(~same_group, float("-inf"))
     target = torch.arange(z_a.shape[0], device=z_a.device)
     infonce = 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
     cosine = 1.0 - (z_a * z_b).sum(-1).mean()

@@ -1,4 +1,4 @@
-"""ScMambaModule: one Mamba2 encoder per modality, trained with a contrastive objective."""
+"""ScMambaModule: one Mamba2 encoder per modality, trained contrastively and by reconstructing each modality."""
 
 from __future__ import annotations
 
@@ -8,32 +8,34 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
 from .._constants import MODALITIES, MODALITY_REGISTRY_KEYS
-from ..data._preprocess import encode_values
-from ..nn import MambaEncoder
+from ..nn import CompositionDecoder, MambaEncoder
+from ..nn._sparse import SparseRows, encode_values
 from ._loss import contrastive_loss
 
 __all__ = ["ScMambaModule"]
 
 
-def _per_modality(value, modalities: Sequence[str], name: str) -> dict:
-    if isinstance(value, Mapping):
-        missing = [m for m in modalities if m not in value]
-        if missing:
-            raise ValueError(f"`{name}` has no value for modality {missing}; give one per modality or a single value.")
-        return {m: value[m] for m in modalities}
-    return dict.fromkeys(modalities, value)
-
-
 class ScMambaModule(BaseModuleClass):
-    """Contrastive two-encoder module on raw counts (no AnnData in here).
+    """Two-encoder module on raw counts (no AnnData in here).
 
-    Each minibatch of raw counts is reordered into genomic order (``feature_orders``), value-encoded
-    (RNA/protein relative-level bins, ATAC presence) and encoded by that modality's
-    :class:`~scmamba.nn.MambaEncoder`; embeddings are L2-normalised.
+    Each minibatch arrives as the non-zeros of the raw counts (:class:`~scmamba.nn.SparseRows`); they are put in
+    genomic order (``feature_orders``), value-encoded (RNA/protein relative-level bins, ATAC presence) and encoded
+    by that modality's :class:`~scmamba.nn.MambaEncoder` into an L2-normalised embedding.
+
+    The objective has two parts:
+
+    * **cross-modal**: symmetric InfoNCE and a cosine term between the two modalities' embeddings of a cell
+      (``lambda_con``, ``lambda_sim``), which aligns the modalities cell by cell;
+    * **reconstruction** (``lambda_rec``): from each modality's embedding, a linear multinomial decoder per
+      modality (:class:`~scmamba.nn.CompositionDecoder`) predicts the composition of both of the cell's
+      profiles. Predicting its own modality keeps in the embedding what distinguishes cells in that modality,
+      not only what the two share; predicting the other modality is a second alignment. The decoders have a
+      per-batch offset for every feature, so differences between batches need not be encoded.
 
     Parameters
     ----------
@@ -41,34 +43,17 @@ class ScMambaModule(BaseModuleClass):
         Features per modality, e.g. ``{"rna": 1677, "atac": 24744}``.
     feature_orders
         Column permutation into genomic order per modality (stored as buffers, so saved with the weights).
-    n_latent
-        Embedding size.
-    d_model, n_layers, patch_size, d_state, headdim, expand, mlp_hidden, chunk_size
-        Encoder sizes; ``n_layers`` and ``patch_size`` may be dicts per modality.
-    dropout
-        Dropout in the encoders.
-    feature_dropout
-        Fraction of each cell's features zeroed at random in every training step (augmentation against
-        memorising cells; 0 turns it off); one value, or a dict per modality.
-    pooling
-        ``'last'`` token (the paper) or ``'mean'`` of the tokens as the cell summary.
-    projection
-        Patch projection shared by all patches (``'shared'``) or one per genomic region (``'per_region'``).
-    bin_size
-        Consecutive features sharing part of their per-region projection (:class:`~scmamba.nn.PatchEmbedding`);
-        ``None`` (off), an int, or a dict per modality (modalities left out: off).
-    n_bins
-        Relative-level bins for RNA and protein values (``None``: log-normalised values).
-    temperature_init
-        Initial InfoNCE temperature (CLIP: 0.07); learnable, clamped to ``[1 / max_logit_scale, 1]``.
-    learn_temperature
-        Learn the temperature, or keep it fixed.
+    n_batch
+        Batches of the decoders' offsets (1: no batch covariate).
+    n_latent, d_model, n_layers, patch_size, d_state, headdim, expand, mlp_hidden, head_hidden, chunk_size, dropout,
+    feature_dropout, pooling, projection, bin_size, n_bins, temperature_init, learn_temperature, lambda_con,
+    lambda_sim, lambda_rec, batch_negatives, use_fused_kernels
+        See :class:`~scmamba.SCMAMBA`; ``n_layers``, ``patch_size``, ``feature_dropout`` and ``bin_size`` are dicts
+        per modality.
+    feature_log_frequency
+        Per modality, the log of each feature's share of all counts (initial decoder biases).
     max_logit_scale
         Upper bound of ``1 / temperature``.
-    lambda_con, lambda_sim
-        Weights of the InfoNCE and cosine terms.
-    use_fused_kernels
-        Passed to :class:`~scmamba.nn.Mamba2`.
     """
 
     def __init__(
@@ -76,27 +61,32 @@ class ScMambaModule(BaseModuleClass):
         n_features: Mapping[str, int],
         feature_orders: Mapping[str, np.ndarray] | None = None,
         *,
-        n_latent: int = 32,
-        d_model: int = 64,
-        n_layers: int | Mapping[str, int] = 2,
-        patch_size: int | Mapping[str, int] = 64,
-        d_state: int = 32,
-        headdim: int = 32,
-        expand: int = 2,
-        mlp_hidden: int | None = None,
-        chunk_size: int = 64,
-        dropout: float = 0.1,
-        feature_dropout: float | Mapping[str, float] = 0.0,
-        pooling: str = "last",
-        projection: str = "shared",
-        bin_size: int | Mapping[str, int | None] | None = None,
-        n_bins: int | None = 51,
-        temperature_init: float = 0.07,
-        learn_temperature: bool = True,
+        n_batch: int,
+        n_latent: int,
+        d_model: int,
+        n_layers: Mapping[str, int],
+        patch_size: Mapping[str, int],
+        d_state: int,
+        headdim: int,
+        expand: int,
+        mlp_hidden: int,
+        head_hidden: int,
+        chunk_size: int,
+        dropout: float,
+        feature_dropout: Mapping[str, float],
+        pooling: str,
+        projection: str,
+        bin_size: Mapping[str, int | None],
+        n_bins: int | None,
+        temperature_init: float,
+        learn_temperature: bool,
+        lambda_con: float,
+        lambda_sim: float,
+        lambda_rec: float,
+        batch_negatives: bool,
+        use_fused_kernels: bool | None,
+        feature_log_frequency: Mapping[str, np.ndarray] | None = None,
         max_logit_scale: float = 100.0,
-        lambda_con: float = 1.0,
-        lambda_sim: float = 1.0,
-        use_fused_kernels: bool | None = None,
     ):
         super().__init__()
         self.modalities = [m for m in MODALITIES if m in n_features]
@@ -104,19 +94,16 @@ class ScMambaModule(BaseModuleClass):
             raise ValueError(f"n_features needs at least one of {MODALITIES}.")
         self.n_latent = n_latent
         self.n_bins = n_bins
-        self.feature_dropout = {
-            m: float(p) for m, p in _per_modality(feature_dropout, self.modalities, "feature_dropout").items()
-        }
+        self.n_batch = n_batch
+        self.feature_dropout = {m: float(feature_dropout.get(m, 0.0)) for m in self.modalities}
         bad = {m: p for m, p in self.feature_dropout.items() if not 0.0 <= p < 1.0}
         if bad:
             raise ValueError(f"feature_dropout must be in [0, 1), got {bad}.")
         self.lambda_con = lambda_con
         self.lambda_sim = lambda_sim
+        self.lambda_rec = lambda_rec
+        self.batch_negatives = batch_negatives
         self.max_log_scale = math.log(max_logit_scale)
-        layers = _per_modality(n_layers, self.modalities, "n_layers")
-        patches = _per_modality(patch_size, self.modalities, "patch_size")
-        bins = {m: bin_size.get(m) for m in self.modalities} if isinstance(bin_size, Mapping) else None
-        bins = bins or dict.fromkeys(self.modalities, bin_size)
         self.encoders = nn.ModuleDict()
         for m in self.modalities:
             order = None if feature_orders is None else feature_orders.get(m)
@@ -129,20 +116,26 @@ class ScMambaModule(BaseModuleClass):
             self.encoders[m] = MambaEncoder(
                 n_features[m],
                 n_latent,
-                patch_size=patches[m],
+                patch_size=patch_size[m],
                 d_model=d_model,
-                n_layers=layers[m],
+                n_layers=n_layers[m],
                 mlp_hidden=mlp_hidden,
+                head_hidden=head_hidden,
                 dropout=dropout,
                 pooling=pooling,
                 projection=projection,
-                bin_size=bins[m],
+                bin_size=bin_size.get(m),
                 d_state=d_state,
                 headdim=headdim,
                 expand=expand,
                 chunk_size=chunk_size,
                 use_fused_kernels=use_fused_kernels,
             )
+        self.decoders = nn.ModuleDict()
+        if lambda_rec > 0:
+            log_frequency = feature_log_frequency or {}
+            for m in self.modalities:
+                self.decoders[m] = CompositionDecoder(n_latent, n_features[m], n_batch, log_frequency.get(m))
         log_scale = torch.tensor(math.log(1.0 / temperature_init))
         if learn_temperature:
             self.log_logit_scale = nn.Parameter(log_scale)
@@ -155,60 +148,102 @@ class ScMambaModule(BaseModuleClass):
         """``1 / temperature``, clamped."""
         return self.log_logit_scale.clamp(0.0, self.max_log_scale).exp()
 
-    def embed(self, modality: str, counts: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """Embed raw counts of one modality (columns in the registered feature order)."""
+    def encoder_input(self, modality: str, counts: SparseRows) -> SparseRows:
+        """Raw counts -> encoder input: feature dropout (training only), genomic order, value encoding."""
         order = getattr(self, f"order_{modality}")
-        counts = counts.float()
-        p_drop = self.feature_dropout.get(modality, 0.0)
+        p_drop = self.feature_dropout[modality]
         if self.training and p_drop > 0:
             # augmentation: each training step sees a random subset of each cell's measured features
-            counts = counts * (torch.rand_like(counts) >= p_drop)
-        x = encode_values(counts.index_select(-1, order), modality, self.n_bins)
-        z = self.encoders[modality](x)
-        return F.normalize(z.float(), dim=-1) if normalize else z
+            counts = counts.select(torch.rand_like(counts.values) >= p_drop)
+        position = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
+        return encode_values(counts.permute_cols(position), modality, self.n_bins)
+
+    def embed(self, modality: str, counts: torch.Tensor | SparseRows, normalize: bool = True) -> torch.Tensor:
+        """Embed raw counts of one modality (dense, sparse or :class:`~scmamba.nn.SparseRows`; registered columns)."""
+        if not isinstance(counts, SparseRows):
+            counts = SparseRows.from_tensor(counts)
+        z = self.encoders[modality](self.encoder_input(modality, counts)).float()
+        return F.normalize(z, dim=-1) if normalize else z
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], modalities: Sequence[str] | None = None):
         mods = self.modalities if modalities is None else modalities
         return {f"x_{m}": tensors[MODALITY_REGISTRY_KEYS[m]] for m in mods if MODALITY_REGISTRY_KEYS[m] in tensors}
 
     @auto_move_data
-    def inference(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Embeddings ``z_<modality>`` (L2-normalised) for every ``x_<modality>`` given."""
-        return {f"z_{key[2:]}": self.embed(key[2:], x) for key, x in inputs.items()}
+    def inference(self, **inputs: torch.Tensor) -> dict:
+        """Embeddings ``z_<modality>`` (L2-normalised) and the raw non-zeros ``counts_<modality>`` of every input."""
+        out = {}
+        for key, x in inputs.items():
+            m = key[2:]
+            counts = SparseRows.from_tensor(x)
+            out[f"z_{m}"] = self.embed(m, counts)
+            out[f"counts_{m}"] = counts
+        return out
 
     def _get_generative_input(self, tensors, inference_outputs):
         return {}
 
     def generative(self):
-        """Contrastive model: nothing is generated."""
+        """The decoders run in :meth:`loss`; nothing is generated here."""
         return {}
+
+    def reconstruction_losses(self, inference_outputs: dict, batch: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Multinomial NLL per count of every modality's profile from every available embedding."""
+        out = {}
+        for target in self.decoders:
+            if f"counts_{target}" not in inference_outputs:
+                continue
+            counts = inference_outputs[f"counts_{target}"]
+            if target == "atac":
+                counts = counts.with_values(torch.ones_like(counts.values))  # accessibility is presence
+            for source in self.modalities:
+                if f"z_{source}" in inference_outputs:
+                    z = inference_outputs[f"z_{source}"]
+                    out[f"rec_{source}_to_{target}"] = self.decoders[target].nll(z, counts, batch)
+        return out
 
     def loss(
         self,
         tensors,
-        inference_outputs: dict[str, torch.Tensor],
+        inference_outputs: dict,
         generative_outputs,
         gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> LossOutput:
-        """Contrastive loss between the first two modalities' embeddings.
+        """Cross-modal (InfoNCE + cosine) and reconstruction terms.
 
-        ``gather`` (set by the training plan under DDP) concatenates a tensor across processes, so that
-        negatives span the global batch.
+        The reconstruction term is, per target modality, the mean NLL over the embeddings that predict it, summed
+        over modalities. ``gather`` (set by the training plan under DDP) concatenates a tensor across processes,
+        so that negatives span the global batch.
         """
         if len(self.modalities) < 2:
             raise RuntimeError("Training needs two modalities; this module encodes only one.")
         z_a, z_b = (inference_outputs[f"z_{m}"] for m in self.modalities[:2])
         n_obs = z_a.shape[0]
+        batch = tensors.get(REGISTRY_KEYS.BATCH_KEY)
+        batch = batch.view(-1).long() if batch is not None and self.n_batch > 1 else None
+        rec = self.reconstruction_losses(inference_outputs, batch)
+        groups = batch
         if gather is not None:
             z_a, z_b = gather(z_a), gather(z_b)
-        parts = contrastive_loss(z_a, z_b, self.logit_scale, lambda_con=self.lambda_con, lambda_sim=self.lambda_sim)
+            groups = gather(batch) if batch is not None else None
+        same_batch = groups[:, None] == groups[None, :] if self.batch_negatives and groups is not None else None
+        parts = contrastive_loss(
+            z_a, z_b, self.logit_scale, lambda_con=self.lambda_con, lambda_sim=self.lambda_sim, same_group=same_batch
+        )
+        loss = parts["loss"]
+        if rec:
+            per_target = {}
+            for key, value in rec.items():
+                per_target.setdefault(key.rsplit("_to_", 1)[1], []).append(value)
+            loss = loss + self.lambda_rec * sum(torch.stack(v).mean() for v in per_target.values())
         return LossOutput(
-            loss=parts["loss"],
+            loss=loss,
             n_obs_minibatch=n_obs,
             extra_metrics={
                 "infonce": parts["infonce"].detach(),
                 "cosine_loss": parts["cosine"].detach(),
                 "temperature": (1.0 / self.logit_scale).detach(),
                 "n_contrast": torch.tensor(float(z_a.shape[0])),  # cells contrasted (all processes under DDP)
+                **{k: v.detach() for k, v in rec.items()},
             },
         )

@@ -1,16 +1,20 @@
-"""Per-modality encoder: patch tokens of genome-ordered features -> Mamba2/MLP blocks -> last token -> embedding."""
+"""Per-modality encoder: patch tokens of genome-ordered features -> Mamba2/MLP blocks -> pooled head -> embedding."""
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ._mamba2 import Mamba2
+from ._sparse import SparseRows
 
 __all__ = ["GatedMLP", "MambaBlock", "MambaEncoder", "PatchEmbedding"]
+
+Projection = Literal["per_region", "shared"]
 
 
 class PatchEmbedding(nn.Module):
@@ -45,9 +49,10 @@ class PatchEmbedding(nn.Module):
         n_features: int,
         patch_size: int,
         d_model: int,
-        dropout: float = 0.1,
-        projection: str = "shared",
-        bin_size: int | None = None,
+        *,
+        dropout: float,
+        projection: Projection,
+        bin_size: int | None,
     ):
         super().__init__()
         if n_features < 1 or patch_size < 1:
@@ -73,11 +78,12 @@ class PatchEmbedding(nn.Module):
         self.pos_embedding._no_weight_decay = True
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(cells, n_features) -> (cells, n_patches, d_model)``."""
-        n_cells = x.shape[0]
-        rows, cols = x.nonzero(as_tuple=True)
-        values = x[rows, cols].unsqueeze(-1)
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        """``(cells, n_features)`` (dense, or its non-zeros) ``-> (cells, n_patches, d_model)``."""
+        if not isinstance(x, SparseRows):
+            x = SparseRows.from_tensor(x)
+        n_cells, rows, cols = x.n_rows, x.rows, x.cols
+        values = x.values.unsqueeze(-1)
         if self.projection == "shared":
             weight, bias = self.proj.weight.T[cols % self.patch_size], self.proj.bias
         else:
@@ -106,16 +112,23 @@ class GatedMLP(nn.Module):
 
 
 class MambaBlock(nn.Module):
-    """Pre-norm residual Mamba2 mixer followed by a pre-norm residual MLP."""
+    """Pre-norm residual Mamba2 mixer followed by a pre-norm residual MLP.
 
-    def __init__(
-        self, d_model: int, mlp_hidden: int, dropout: float = 0.0, layer_idx: int | None = None, **mamba_kwargs
-    ):
+    The last projection of both residual branches starts at zero, so a new block is the identity and the encoder
+    starts as its direct path (tokens -> pooling -> head); each block then adds what lowers the loss. Randomly
+    initialised branches instead perturb the per-region token projections from the first step on, which costs
+    cell-type structure when training is short (a few hundred steps on a laptop-sized data set).
+    """
+
+    def __init__(self, d_model: int, mlp_hidden: int, *, dropout: float, **mamba_kwargs):
         super().__init__()
         self.norm_mixer = nn.RMSNorm(d_model, eps=1e-5)
-        self.mixer = Mamba2(d_model, layer_idx=layer_idx, **mamba_kwargs)
+        self.mixer = Mamba2(d_model, **mamba_kwargs)
         self.norm_mlp = nn.RMSNorm(d_model, eps=1e-5)
         self.mlp = GatedMLP(d_model, mlp_hidden, dropout=dropout)
+        nn.init.zeros_(self.mixer.out_proj.weight)
+        nn.init.zeros_(self.mlp.fc2.weight)
+        nn.init.zeros_(self.mlp.fc2.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the block to a ``(batch, length, d_model)`` sequence; returns the same shape."""
@@ -123,8 +136,15 @@ class MambaBlock(nn.Module):
         return x + self.mlp(self.norm_mlp(x))
 
 
+Pooling = Literal["flatten", "mean", "last"]
+
+
 class MambaEncoder(nn.Module):
     """Encode one modality of a cell into an embedding.
+
+    Patch tokens of the genome-ordered profile (:class:`PatchEmbedding`) pass through ``n_layers`` Mamba2 + MLP
+    blocks and a final RMSNorm; the tokens are pooled into one vector and an MLP head (``Linear -> BatchNorm ->
+    GELU -> Linear``) gives the embedding.
 
     Parameters
     ----------
@@ -139,14 +159,16 @@ class MambaEncoder(nn.Module):
     n_layers
         Number of (Mamba2, MLP) blocks.
     mlp_hidden
-        Hidden width of the block MLPs (default ``2 * d_model``).
+        Hidden width of the block MLPs.
+    head_hidden
+        Hidden width of the head.
     dropout
         Dropout on tokens and inside MLPs.
     pooling
-        ``'last'``: the last token summarises the cell (the paper's choice); ``'mean'``: the mean of all tokens.
-    projection
-        Patch projection shared by all patches (``'shared'``, the paper) or one per genomic region (``'per_region'``).
-    bin_size
+        ``'flatten'``: all tokens side by side (``n_patches * d_model`` values) into the head, so that every
+        genomic region keeps its own weights up to the head; ``'mean'``: the mean of the tokens; ``'last'``: the
+        last token of the causal scan (the paper's choice).
+    projection, bin_size
         See :class:`PatchEmbedding`.
     **mamba_kwargs
         Passed to :class:`~scmamba.nn.Mamba2` (``d_state``, ``headdim``, ``expand``, ``chunk_size`` ...).
@@ -157,38 +179,53 @@ class MambaEncoder(nn.Module):
         n_features: int,
         n_output: int,
         *,
-        patch_size: int = 64,
-        d_model: int = 128,
-        n_layers: int = 2,
-        mlp_hidden: int | None = None,
-        dropout: float = 0.1,
-        pooling: str = "last",
-        projection: str = "shared",
-        bin_size: int | None = None,
+        patch_size: int,
+        d_model: int,
+        n_layers: int,
+        mlp_hidden: int,
+        head_hidden: int,
+        dropout: float,
+        pooling: Pooling,
+        projection: Projection,
+        bin_size: int | None,
         **mamba_kwargs,
     ):
         super().__init__()
-        if pooling not in ("last", "mean"):
-            raise ValueError(f"pooling must be 'last' or 'mean', got {pooling!r}.")
+        if pooling not in ("flatten", "mean", "last"):
+            raise ValueError(f"pooling must be 'flatten', 'mean' or 'last', got {pooling!r}.")
         self.pooling = pooling
         self.tokenizer = PatchEmbedding(
             n_features, patch_size, d_model, dropout=dropout, projection=projection, bin_size=bin_size
         )
         self.blocks = nn.ModuleList(
-            MambaBlock(d_model, mlp_hidden or 2 * d_model, dropout=dropout, layer_idx=i, **mamba_kwargs)
-            for i in range(n_layers)
+            MambaBlock(d_model, mlp_hidden, dropout=dropout, **mamba_kwargs) for _ in range(n_layers)
         )
         self.norm_f = nn.RMSNorm(d_model, eps=1e-5)
+        head_in = d_model * self.tokenizer.n_patches if pooling == "flatten" else d_model
         # BatchNorm in the head (as in SimCLR's projection head): the embedding cannot collapse to one point shared
         # by all cells, which the cosine term otherwise drives small models into (InfoNCE stuck at log(batch)).
-        self.head = nn.Sequential(
-            nn.Linear(d_model, d_model), nn.BatchNorm1d(d_model), nn.GELU(), nn.Linear(d_model, n_output)
-        )
+        self.head = nn.Sequential(nn.Linear(head_in, head_hidden), nn.BatchNorm1d(head_hidden), nn.GELU())
+        self.out = nn.Linear(head_hidden, n_output)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(cells, n_features) -> (cells, n_output)``; the causal scan's last token summarises the cell."""
+    def features(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        """The head's hidden layer, ``(cells, head_hidden)``, of value-encoded, genome-ordered input."""
+        return self.pool_and_head(self.tokens(x))
+
+    def tokens(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        """Patch tokens after the blocks and the final norm, ``(cells, n_patches, d_model)``."""
         h = self.tokenizer(x)
         for block in self.blocks:
             h = block(h)
-        h = self.norm_f(h)
-        return self.head(h[:, -1] if self.pooling == "last" else h.mean(dim=1))
+        return self.norm_f(h)
+
+    def pool_and_head(self, h: torch.Tensor) -> torch.Tensor:
+        """Pool ``(cells, n_patches, d_model)`` tokens and apply the head's hidden layer."""
+        if self.pooling == "flatten":
+            pooled = h.flatten(1)
+        else:
+            pooled = h[:, -1] if self.pooling == "last" else h.mean(dim=1)
+        return self.head(pooled)
+
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        """Value-encoded, genome-ordered ``(cells, n_features)`` input (or its non-zeros) -> ``(cells, n_output)``."""
+        return self.out(self.features(x))

@@ -90,10 +90,12 @@ class Mamba2(nn.Module):
     def __init__(
         self,
         d_model: int,
-        d_state: int = 64,
+        *,
+        d_state: int,
+        expand: int,
+        headdim: int,
+        chunk_size: int,
         d_conv: int = 4,
-        expand: int = 2,
-        headdim: int = 32,
         ngroups: int = 1,
         A_init_range: tuple[float, float] = (1.0, 16.0),
         dt_min: float = 0.001,
@@ -102,9 +104,7 @@ class Mamba2(nn.Module):
         dt_limit: tuple[float, float] = (0.0, float("inf")),
         bias: bool = False,
         conv_bias: bool = True,
-        chunk_size: int = 64,
         use_fused_kernels: bool | None = None,
-        layer_idx: int | None = None,
     ):
         super().__init__()
         self.d_model = d_model
@@ -122,7 +122,6 @@ class Mamba2(nn.Module):
         self.dt_limit = dt_limit
         self.chunk_size = chunk_size
         self.use_fused_kernels = use_fused_kernels
-        self.layer_idx = layer_idx
 
         d_in_proj = 2 * self.d_ssm + 2 * ngroups * d_state + self.nheads  # [z, x, B, C, dt]
         self.in_proj = nn.Linear(d_model, d_in_proj, bias=bias)

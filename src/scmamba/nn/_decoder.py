@@ -1,0 +1,63 @@
+"""Linear count decoder: the composition of a cell's profile predicted from its embedding."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._sparse import SparseRows
+
+__all__ = ["CompositionDecoder"]
+
+
+class CompositionDecoder(nn.Module):
+    """Multinomial decoder ``softmax(W z + b + offset[batch])`` over the features of one modality.
+
+    A linear decoder of a cell's composition (which features its counts fall on) asks the embedding to keep what
+    distinguishes cells in that modality, much as PCA does for log counts, and a per-batch offset per feature (as
+    in scVI's batch-conditioned decoder) lets batch-specific shifts be explained without the embedding.
+
+    Parameters
+    ----------
+    n_input
+        Embedding size.
+    n_features
+        Features of the modality.
+    n_batch
+        Batches (libraries, donors); with more than one, each has its own per-feature offset.
+    log_frequency
+        Initial bias: the log of each feature's share of all counts, so training starts at the mean composition.
+    """
+
+    def __init__(self, n_input: int, n_features: int, n_batch: int = 1, log_frequency: np.ndarray | None = None):
+        super().__init__()
+        self.scale = n_input**0.5  # unit-norm embeddings -> unit-variance coordinates
+        self.linear = nn.Linear(n_input, n_features)
+        if log_frequency is not None:
+            with torch.no_grad():
+                self.linear.bias.copy_(torch.as_tensor(np.asarray(log_frequency), dtype=torch.float32))
+        self.n_batch = n_batch
+        if n_batch > 1:
+            self.batch_offset = nn.Parameter(torch.zeros(n_batch, n_features))
+
+    def logits(self, z: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Unnormalised log-probabilities ``(cells, n_features)``."""
+        logits = self.linear(z * self.scale)
+        if self.n_batch > 1 and batch is not None:
+            logits = logits + self.batch_offset[batch]
+        return logits.float()
+
+    def nll(self, z: torch.Tensor, target: SparseRows, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean over cells of the multinomial negative log-likelihood per count of ``target`` (its non-zeros).
+
+        ``-sum_j x_j log p_j / sum_j x_j = logsumexp(logits) - sum_j x_j logit_j / sum_j x_j``: only the non-zeros
+        of the target are read.
+        """
+        logits = self.logits(z, batch)
+        picked = logits[target.rows, target.cols] * target.values
+        weighted = picked.new_zeros(target.n_rows).index_add_(0, target.rows, picked)
+        total = target.row_sums()
+        has_counts = total > 0
+        nll = torch.logsumexp(logits, dim=-1) - weighted / total.clamp_min(1e-12)
+        return nll[has_counts].mean() if bool(has_counts.any()) else logits.sum() * 0.0
