@@ -154,7 +154,7 @@ def run_training(
     import scvi
 
     from . import SCMAMBA
-    from .metrics import foscttm, label_transfer_scores
+    from .metrics import ari_nmi_leiden, foscttm, label_transfer_scores, rna_pca
 
     scvi.settings.seed = seed
     rna, other, kind = _find_modalities(mdata, rna_mod, atac_mod, protein_mod)
@@ -216,6 +216,19 @@ def run_training(
         labels = joint.obs[label_key].astype(str).values
         scores = label_transfer_scores(z_rna, labels, z_other, labels, k=15)
         summary[f"label_knn_agreement_rna_to_{kind}"] = round(float(scores["accuracy"]), 4)
+        # Clustering of the joint embedding next to the usual RNA-only baseline on the same cells.
+        rna_counts = mdata.mod[rna][mdata.obs_names]
+        baseline = rna_pca(rna_counts, layer=layers.get("rna"), n_comps=30)
+        clusters = {
+            "X_scmamba": ari_nmi_leiden(joint.X, labels, seed=seed),
+            "RNA PCA": ari_nmi_leiden(baseline, labels, seed=seed),
+        }
+        for name, key in (("X_scmamba", "joint"), ("RNA PCA", "rna_pca")):
+            summary[f"leiden_ari_{key}"] = round(clusters[name]["ari"], 4)
+            summary[f"leiden_nmi_{key}"] = round(clusters[name]["nmi"], 4)
+        print(f"Leiden clustering vs {label_key!r} (best over resolutions 0.1-2.0):", flush=True)
+        for name, res in clusters.items():
+            print(f"  {name:<10} ARI {res['ari']:.3f}  NMI {res['nmi']:.3f}", flush=True)
 
     model.save(str(out / "model"), overwrite=True)
     mdata.write_h5mu(out / "embedded.h5mu")

@@ -8,11 +8,13 @@ cells, row-paired. Omics-alignment metrics work on the ``2N`` stacked profiles (
 * Omics alignment: :func:`omics_entropy_mixing_score`, :func:`seurat_alignment_score`,
   :func:`graph_connectivity`, :func:`omics_asw`.
 * Downstream: :func:`knn_label_transfer`, :func:`label_transfer_scores`, :func:`trajectory_conservation`.
+* Baselines: :func:`rna_pca` (normalize_total + log1p + PCA of the RNA counts).
 * Aggregation: :func:`overall_scores`, :func:`integration_report`.
 """
 
 from ._aggregate import BIO_METRICS, BIO_WEIGHT, OMICS_METRICS, integration_report, overall_scores
 from ._alignment import foscttm, matching_score, neighborhood_overlap
+from ._baselines import rna_pca
 from ._bio import (
     DEFAULT_RESOLUTIONS,
     ari_nmi_leiden,
@@ -43,6 +45,7 @@ __all__ = [
     "omics_asw",
     "omics_entropy_mixing_score",
     "overall_scores",
+    "rna_pca",
     "seurat_alignment_score",
     "stack_modalities",
     "trajectory_conservation",
