@@ -26,3 +26,7 @@ DEFAULT_MOD_NAMES: dict[str, tuple[str, ...]] = {
 
 #: Key under which the joint embedding is usually stored in ``obsm``.
 LATENT_KEY = "X_scmamba"
+
+#: Minibatch key of the boolean ``(cells, 1)`` tensor saying which cells are measured in a modality (mosaic data);
+#: without it every cell is taken as measured.
+OBSERVED_KEY = "observed_{}"

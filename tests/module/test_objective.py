@@ -126,3 +126,32 @@ def test_flatten_pooling_keeps_every_region():
         swapped = h[:, torch.roll(torch.arange(h.shape[1]), 1)]
         a, b = enc.out(enc.pool_and_head(h)), enc.out(enc.pool_and_head(swapped))
         assert (not torch.allclose(a, b, atol=1e-5)) == differs
+
+
+def test_mosaic_masks_restrict_each_term_to_the_cells_measured():
+    """Cells measured in one modality: no contrastive pair, and only their own modality's reconstruction."""
+    module = tiny_module().eval()
+    t = minibatch(n=30)
+    observed_rna = torch.ones(30, 1, dtype=torch.bool)
+    observed_atac = torch.ones(30, 1, dtype=torch.bool)
+    observed_rna[20:25] = False  # ATAC-only cells
+    observed_atac[25:] = False  # RNA-only cells
+    mosaic = {**t, "observed_rna": observed_rna, "observed_atac": observed_atac}
+    _, _, out = module(mosaic)
+    paired = slice(0, 20)
+    sub = {k: v[paired] for k, v in t.items()}
+    _, _, out_paired = module(sub)
+    # the contrastive terms see the 20 paired cells only
+    assert torch.allclose(out.extra_metrics["infonce"], out_paired.extra_metrics["infonce"], atol=1e-5)
+    # RNA from the RNA embedding: the 25 cells with RNA; RNA from the ATAC embedding: the 20 paired ones
+    rna_cells = {k: v[torch.cat([torch.arange(20), torch.arange(25, 30)])] for k, v in t.items()}
+    _, _, out_rna = module(rna_cells)
+    assert torch.allclose(out.extra_metrics["rec_rna_to_rna"], out_rna.extra_metrics["rec_rna_to_rna"], atol=1e-5)
+    assert torch.allclose(out.extra_metrics["rec_atac_to_rna"], out_paired.extra_metrics["rec_atac_to_rna"], atol=1e-5)
+    # a minibatch without any pair still trains the reconstruction terms
+    only_rna = {**t, "observed_rna": torch.ones(30, 1, dtype=torch.bool),
+                "observed_atac": torch.zeros(30, 1, dtype=torch.bool)}  # fmt: skip
+    _, _, out_none = module.train()(only_rna)
+    assert float(out_none.extra_metrics["infonce"]) == 0.0
+    assert set(k for k in out_none.extra_metrics if k.startswith("rec_")) == {"rec_rna_to_rna"}
+    out_none.loss.backward()

@@ -12,7 +12,7 @@ from scvi import REGISTRY_KEYS
 from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
-from .._constants import MODALITIES, MODALITY_REGISTRY_KEYS
+from .._constants import MODALITIES, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
 from ..nn import CompositionDecoder, MambaEncoder
 from ..nn._sparse import SparseRows, encode_values
 from ._loss import contrastive_loss
@@ -167,17 +167,33 @@ class ScMambaModule(BaseModuleClass):
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], modalities: Sequence[str] | None = None):
         mods = self.modalities if modalities is None else modalities
-        return {f"x_{m}": tensors[MODALITY_REGISTRY_KEYS[m]] for m in mods if MODALITY_REGISTRY_KEYS[m] in tensors}
+        out = {f"x_{m}": tensors[MODALITY_REGISTRY_KEYS[m]] for m in mods if MODALITY_REGISTRY_KEYS[m] in tensors}
+        for m in mods:
+            if OBSERVED_KEY.format(m) in tensors:
+                out[f"observed_{m}"] = tensors[OBSERVED_KEY.format(m)]
+        return out
 
     @auto_move_data
     def inference(self, **inputs: torch.Tensor) -> dict:
-        """Embeddings ``z_<modality>`` (L2-normalised) and the raw non-zeros ``counts_<modality>`` of every input."""
+        """Per modality: embeddings ``z_<m>`` (L2-normalised), raw non-zeros ``counts_<m>``, ``observed_<m>`` mask.
+
+        ``observed_<m>`` (``(cells, 1)``, optional) marks the cells measured in modality ``m`` (mosaic data); the
+        rows of the others are empty and their embeddings are not used by the loss.
+        """
         out = {}
         for key, x in inputs.items():
+            if not key.startswith("x_"):
+                continue
             m = key[2:]
             counts = SparseRows.from_tensor(x)
             out[f"z_{m}"] = self.embed(m, counts)
             out[f"counts_{m}"] = counts
+            observed = inputs.get(f"observed_{m}")
+            out[f"observed_{m}"] = (
+                torch.ones(counts.n_rows, dtype=torch.bool, device=x.device)
+                if observed is None
+                else observed.view(-1).bool()
+            )
         return out
 
     def _get_generative_input(self, tensors, inference_outputs):
@@ -197,9 +213,18 @@ class ScMambaModule(BaseModuleClass):
             if target == "atac":
                 counts = counts.with_values(torch.ones_like(counts.values))  # accessibility is presence
             for source in self.modalities:
-                if f"z_{source}" in inference_outputs:
-                    z = inference_outputs[f"z_{source}"]
-                    out[f"rec_{source}_to_{target}"] = self.decoders[target].nll(z, counts, batch)
+                if f"z_{source}" not in inference_outputs:
+                    continue
+                z = inference_outputs[f"z_{source}"]
+                both = inference_outputs[f"observed_{target}"] & inference_outputs[f"observed_{source}"]
+                if not bool(both.any()):
+                    continue
+                if not bool(both.all()):
+                    z, part = z[both], counts.take_rows(both)
+                    part_batch = None if batch is None else batch[both]
+                else:
+                    part, part_batch = counts, batch
+                out[f"rec_{source}_to_{target}"] = self.decoders[target].nll(z, part, part_batch)
         return out
 
     def loss(
@@ -217,19 +242,29 @@ class ScMambaModule(BaseModuleClass):
         """
         if len(self.modalities) < 2:
             raise RuntimeError("Training needs two modalities; this module encodes only one.")
-        z_a, z_b = (inference_outputs[f"z_{m}"] for m in self.modalities[:2])
+        mod_a, mod_b = self.modalities[:2]
+        z_a, z_b = inference_outputs[f"z_{mod_a}"], inference_outputs[f"z_{mod_b}"]
         n_obs = z_a.shape[0]
         batch = tensors.get(REGISTRY_KEYS.BATCH_KEY)
         batch = batch.view(-1).long() if batch is not None and self.n_batch > 1 else None
         rec = self.reconstruction_losses(inference_outputs, batch)
+        paired = inference_outputs[f"observed_{mod_a}"] & inference_outputs[f"observed_{mod_b}"]
         groups = batch
         if gather is not None:
-            z_a, z_b = gather(z_a), gather(z_b)
+            z_a, z_b, paired = gather(z_a), gather(z_b), gather(paired.float()).bool().view(-1)
             groups = gather(batch) if batch is not None else None
+        if not bool(paired.all()):  # mosaic data: only cells measured in both modalities are pairs
+            z_a, z_b = z_a[paired], z_b[paired]
+            groups = None if groups is None else groups[paired]
         same_batch = groups[:, None] == groups[None, :] if self.batch_negatives and groups is not None else None
-        parts = contrastive_loss(
-            z_a, z_b, self.logit_scale, lambda_con=self.lambda_con, lambda_sim=self.lambda_sim, same_group=same_batch
-        )
+        if z_a.shape[0] >= 2:
+            parts = contrastive_loss(
+                z_a, z_b, self.logit_scale, lambda_con=self.lambda_con, lambda_sim=self.lambda_sim,
+                same_group=same_batch,
+            )  # fmt: skip
+        else:  # fewer than two pairs in this minibatch: nothing to contrast
+            zero = z_a.new_zeros(()) + 0.0 * self.log_logit_scale
+            parts = {"loss": zero, "infonce": zero, "cosine": zero}
         loss = parts["loss"]
         if rec:
             per_target = {}

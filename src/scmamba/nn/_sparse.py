@@ -80,6 +80,14 @@ class SparseRows:
         """The entries where the boolean ``keep`` is true (row order is kept)."""
         return SparseRows(self.rows[keep], self.cols[keep], self.values[keep], self.n_rows, self.n_cols)
 
+    def take_rows(self, keep: torch.Tensor) -> SparseRows:
+        """The rows where the boolean ``keep`` (``(n_rows,)``) is true, renumbered from 0 in their order."""
+        new_index = torch.cumsum(keep.long(), 0) - 1
+        entries = keep[self.rows]
+        return SparseRows(
+            new_index[self.rows[entries]], self.cols[entries], self.values[entries], int(keep.sum()), self.n_cols
+        )
+
     def permute_cols(self, position: torch.Tensor) -> SparseRows:
         """Columns renamed: column ``j`` becomes ``position[j]`` (a reordering of the features)."""
         return SparseRows(self.rows, position[self.cols], self.values, self.n_rows, self.n_cols)

@@ -54,7 +54,7 @@ class ContrastiveTrainingPlan(TrainingPlan):
         # Lightning's all_gather with sync_grads keeps the autograd graph, so every process's embeddings act as
         # negatives and gradients flow back to the process that produced them.
         gathered = self.all_gather(z, sync_grads=True)
-        return gathered.reshape(-1, z.shape[-1]) if gathered.dim() == 3 else gathered
+        return gathered.reshape(-1, *z.shape[1:]) if gathered.dim() == z.dim() + 1 else gathered
 
     def training_step(self, batch, batch_idx):
         """Training step; sets the DDP gather function for the loss when more than one process runs."""
