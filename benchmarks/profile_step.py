@@ -33,7 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import RESULTS, machine_info, markdown_table, peak_rss_gb, set_threads, to_jsonable
 from scaling import DEFAULT_SOURCE, make_mudata, source_profiles
 
