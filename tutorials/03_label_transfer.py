@@ -10,7 +10,6 @@
 
 # %%
 import os
-from pathlib import Path
 
 import mudata as md
 import numpy as np
@@ -20,11 +19,10 @@ import scmamba
 from scmamba import SCMAMBA
 
 QUICK = os.environ.get("SCMAMBA_TUTORIAL_QUICK") == "1"
-DATA = Path(os.environ.get("SCMAMBA_DATA", "../../../shared/data"))
 md.set_options(pull_on_update=False)
 
 # %%
-mdata = md.read_h5mu(DATA / "abseq_bonemarrow_triana2021.h5mu")
+mdata = scmamba.datasets.abseq_bone_marrow()
 young = mdata.obs["batch"].astype(str).str.startswith("BM").values
 ref, query = mdata[young].copy(), mdata[~young].copy()
 if QUICK:
@@ -77,7 +75,7 @@ for rep in ("X_scmamba", "X_scmamba_finetuned"):
         )
 
 # %%
-scmamba.pl.confusion_matrix(truth, query.obs["knn_X_scmamba_cell_type"].values)
+fig = scmamba.pl.confusion_matrix(truth, query.obs["knn_X_scmamba_cell_type"].values)
 
 # %% [markdown]
 # Low-confidence cells are flagged rather than forced into a class:
