@@ -194,8 +194,8 @@ def _load_gene_positions(name: str) -> pd.DataFrame:
 def gene_positions(genome: str = "GRCh38") -> pd.DataFrame:
     """Gene coordinates shipped with scmamba.
 
-    The tables come from the annotables R package (Ensembl BioMart) and hold genes on the primary
-    chromosomes only; see ``scmamba/data/gene_positions/README.md``.
+    Ensembl's gene records (queried from Ensembl BioMart by the annotables R package) for the genes on the
+    primary chromosomes; ``scmamba/data/gene_positions/README.md`` gives the query, the releases and the licence.
 
     Parameters
     ----------

@@ -73,7 +73,9 @@ def snareseq_mouse_cortex(data_dir: str | os.PathLike | None = None) -> MuData:
     ``meta_c1.csv``. The MuData read here was converted from them: matrices transposed to cells × features (int32
     CSR), the 990 regions without a count in these cells dropped, gene coordinates added from
     :func:`scmamba.data.gene_positions` (``'GRCm38'``), ``linked_gene`` from ``GxR.npz``, ``obs`` from
-    ``meta_c1.csv``. ``uns['source']`` records this.
+    ``meta_c1.csv``. ``uns['source']`` records this. Licences: scMoMaT's files are MIT-licensed (the notice is in
+    ``scmamba/datasets/_data/README.md``); the measurements are GEO data, which NCBI distributes without
+    restriction; cite Chen et al. 2019.
 
     Parameters
     ----------
@@ -102,7 +104,9 @@ def abseq_bone_marrow(data_dir: str | os.PathLike | None = None) -> MuData:
     (``data/triana_data.rda`` in GitHub ``HsiaoChiLiao/EXTruvIIInb``: ``rna_raw``, ``adt_raw``, ``metadata``,
     ``nc1``–``nc3``; the full data of the paper are on figshare). The MuData read here was converted from it with R
     (``load``, ``Matrix::writeMM``, ``write.csv``) and anndata/mudata: format only, no cell or feature removed;
-    R's ``HLA.A``-style gene names restored to ``HLA-A`` (``original_name`` keeps the given names).
+    R's ``HLA.A``-style gene names restored to ``HLA-A`` (``original_name`` keeps the given names). Licences: the
+    terms of the authors' figshare record apply to the data (cite Triana et al. 2021); the repository the subset
+    was taken from declares GPL-3 for its R package.
 
     Parameters
     ----------
