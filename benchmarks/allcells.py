@@ -510,6 +510,38 @@ def main(argv=None):
     workdir = Path(tempfile.mkdtemp(prefix=f"allcells_{stem}_"))
     print(f"{stem}: RNA+{kind}, {n_cells} cells (all trained on and scored); methods {methods}", flush=True)
 
+    def write():  # after every method, so a run stopped later keeps the methods already scored
+        scib_cols = list(
+            dict.fromkeys(k for m in metrics.values() for k in m if k.startswith("scib_") and k != "scib_s")
+        )
+        scib_cols = [c for c in scib_cols if c not in SCIB_AGGREGATES] + SCIB_AGGREGATES
+        rows = build_rows(methods, records, metrics, scib_cols, n_cells)
+        meta = {
+            **machine_info(),
+            "protocol": "all cells: every method trained and scored on all cells",
+            "threads": args.threads,
+            "data": str(args.data),
+            "modalities": ["rna", kind],
+            "quick": args.quick,
+            "max_cells": args.max_cells,
+            "n_cells": n_cells,
+            "seed": args.seed,
+            "label_key": args.label_key,
+            "batch_key": args.batch_key,
+            "epochs_requested": {m: getattr(args, f"epochs_{m}") for m in DEEP},
+            "scmamba_kwargs": json.loads(args.scmamba_kwargs),
+            "scib": "scib-metrics Benchmarker, default BioConservation() and BatchCorrection(), pre-integrated "
+            f"{PRE_KEY} = RNA PCA, get_results(min_max_scale=False) (not min-max scaled)",
+            "notes": {m: NOTES[m] for m in methods},
+            "total_wall_s": round(time.perf_counter() - t_start, 1),
+        }
+        json_path = out_dir / f"allcells_{stem}.json"
+        json_path.write_text(json.dumps(to_jsonable({"meta": meta, "rows": rows, "children": records}), indent=1))
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(json_path.with_suffix(".csv"), index=False)
+        return json_path, rows, scib_cols
+
     records, metrics = {}, {}
     try:
         for method in methods:
@@ -530,36 +562,11 @@ def main(argv=None):
                   f"(scib {m.get('scib_s', 0):.1f} s); ARI {m['ARI']:.3f}, scib Total "
                   f"{m.get('scib_total', float('nan')):.3f}, FOSCTTM {m.get('FOSCTTM', float('nan')):.3f}",
                   flush=True)  # fmt: skip
+            write()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
-    scib_cols = list(dict.fromkeys(k for m in metrics.values() for k in m if k.startswith("scib_") and k != "scib_s"))
-    scib_cols = [c for c in scib_cols if c not in SCIB_AGGREGATES] + SCIB_AGGREGATES
-    rows = build_rows(methods, records, metrics, scib_cols, n_cells)
-    meta = {
-        **machine_info(),
-        "protocol": "all cells: every method trained and scored on all cells",
-        "threads": args.threads,
-        "data": str(args.data),
-        "modalities": ["rna", kind],
-        "quick": args.quick,
-        "max_cells": args.max_cells,
-        "n_cells": n_cells,
-        "seed": args.seed,
-        "label_key": args.label_key,
-        "batch_key": args.batch_key,
-        "epochs_requested": {m: getattr(args, f"epochs_{m}") for m in DEEP},
-        "scmamba_kwargs": json.loads(args.scmamba_kwargs),
-        "scib": "scib-metrics Benchmarker, default BioConservation() and BatchCorrection(), pre-integrated "
-        f"{PRE_KEY} = RNA PCA, get_results(min_max_scale=False) (not min-max scaled)",
-        "notes": {m: NOTES[m] for m in methods},
-        "total_wall_s": round(time.perf_counter() - t_start, 1),
-    }
-    json_path = out_dir / f"allcells_{stem}.json"
-    json_path.write_text(json.dumps(to_jsonable({"meta": meta, "rows": rows, "children": records}), indent=1))
-    import pandas as pd
-
-    pd.DataFrame(rows).to_csv(json_path.with_suffix(".csv"), index=False)
+    json_path, rows, scib_cols = write()
     print(f"wrote {json_path} and .csv in {time.perf_counter() - t_start:.0f} s", flush=True)
     detail = [{"method": r["method"], **{c: r.get(c) for c in scib_cols}} for r in rows]
     print("\nscib-metrics, all cells, not min-max scaled:\n")

@@ -55,6 +55,9 @@ from _common import (
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "snareseq_mouse_cortex_chen2019.h5mu"
 METHODS = ("scmamba", "multivi")
+#: Also accepted by ``--methods``: SCMAMBA with its PyTorch SSD path forced (``use_fused_kernels=False``), to
+#: compare with mamba-ssm's fused kernels on CUDA (``gpu_check.py``).
+EXTRA_METHODS = ("scmamba_torch",)
 #: Approximate GRCh38 chromosome lengths (Mb), used to place synthetic features along a genome.
 _AUTOSOMES_MB = [248, 242, 198, 190, 181, 171, 159, 145, 138, 134, 135, 133, 114, 107, 102, 90, 83, 80, 59, 64, 47, 51]
 CHROM_MB = {**{f"chr{i}": mb for i, mb in enumerate(_AUTOSOMES_MB, 1)}, "chrX": 156, "chrY": 57}
@@ -198,11 +201,14 @@ def child(args) -> dict:
     accelerator = "gpu" if args.device == "cuda" else "cpu"
     timer = epoch_timer()
     t0 = time.perf_counter()
-    if args.child == "scmamba":
+    if args.child in ("scmamba", "scmamba_torch"):
         from scmamba import SCMAMBA
 
         SCMAMBA.setup_mudata(mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"})
-        model = SCMAMBA(mdata, **json.loads(args.scmamba_kwargs))
+        kwargs = json.loads(args.scmamba_kwargs)
+        if args.child == "scmamba_torch":
+            kwargs["use_fused_kernels"] = False
+        model = SCMAMBA(mdata, **kwargs)
         train_kw = {}
     else:
         scvi.model.MULTIVI.setup_mudata(
@@ -332,7 +338,7 @@ def parse_args(argv=None):
     p.add_argument("--rna-depth-scale", type=float, default=None, help="RNA only (overrides --depth-scale)")
     p.add_argument("--atac-depth-scale", type=float, default=None, help="ATAC only (overrides --depth-scale)")
     p.add_argument("--embed-cells", type=int, default=2000, help="cells embedded for the embedding throughput")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS + EXTRA_METHODS)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument(
         "--max-steps",

@@ -41,6 +41,7 @@ def test_installed_packages_satisfy_pyproject():
     assert not wrong, "; ".join(wrong) + ' — reinstall with pip install -e ".[test]"'
 
 
+@pytest.mark.slow  # 10k cells: neighbours, UMAP and Leiden take minutes on 2 cores
 def test_readme_flow_on_10k_cells(tmp_path):
     mdata = md.read_h5mu(shared_file("snareseq_mouse_cortex_chen2019.h5mu"))
     assert mdata.n_obs >= 10_000

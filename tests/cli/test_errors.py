@@ -83,9 +83,10 @@ def test_error_in_a_real_process_has_no_traceback(tmp_path):
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        f"scmamba train: error: {tmp_path / 'notes.txt'} is not an HDF5 file (a .h5mu MuData is expected)."
-    ]
+    # warnings that other packages print at import (e.g. torch about pynvml) depend on the machine; ours is one line
+    ours = [line for line in proc.stderr.strip().splitlines() if line.startswith("scmamba")]
+    assert ours == [f"scmamba train: error: {tmp_path / 'notes.txt'} is not an HDF5 file (a .h5mu MuData is expected)."]
+    assert "Traceback" not in proc.stderr
 
 
 def test_help_shows_defaults_and_the_data_options(capsys):

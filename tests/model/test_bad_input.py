@@ -139,7 +139,9 @@ def test_feature_dropout_and_bin_size_per_modality(small):
     assert default.module.encoders["rna"].tokenizer.bin_size is None
     model = SCMAMBA(small, **config, feature_dropout={"rna": 0.1, "atac": 0.0, "protein": 0.5})
     assert model.module.feature_dropout == {"rna": 0.1, "atac": 0.0}
-    with pytest.raises(ValueError, match="feature_dropout.*no value for modality \\['atac'\\]"):
-        SCMAMBA(small, **config, feature_dropout={"rna": 0.3})
+    # a modality left out of the dict takes its default
+    assert SCMAMBA(small, **config, feature_dropout={"rna": 0.2}).module.feature_dropout == {"rna": 0.2, "atac": 0.5}
+    with pytest.raises(ValueError, match=r"unknown modalities \['gex'\]"):
+        SCMAMBA(small, **config, feature_dropout={"gex": 0.2})
     with pytest.raises(ValueError, match=r"feature_dropout must be in \[0, 1\)"):
         SCMAMBA(small, **config, feature_dropout=1.0)

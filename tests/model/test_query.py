@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import mudata as md
 import numpy as np
 import pytest
@@ -23,6 +25,12 @@ def test_query_model_embeds_like_reference_before_training(trained):
     q = _query_with_new_batch(query)
     qmodel = SCMAMBA.load_query_data(q, model)
     assert not qmodel.is_trained_
+    # the new library gets a new row of batch offsets (zero: no shift yet); the reference's rows are kept
+    for m in ("rna", "atac"):
+        ref_offset, offset = (x.module.decoders[m].batch_offset.detach().cpu() for x in (model, qmodel))
+        assert offset.shape[0] == ref_offset.shape[0] + 1
+        torch.testing.assert_close(offset[:-1], ref_offset)
+        assert not offset[-1].any()
     for modality in ("rna", "atac"):
         np.testing.assert_allclose(
             qmodel.get_latent_representation(modality=modality),
@@ -41,7 +49,12 @@ def test_query_fine_tuning_trains_only_the_chosen_group(trained, tmp_path):
     before = {n: p.detach().clone() for n, p in qmodel.module.named_parameters()}
     bn_before = {n: b.clone() for n, b in qmodel.module.named_buffers() if "running" in n}
     trainable = set(qmodel.trainable_parameters_)
-    assert trainable and all("norm" in n or ".head.1." in n for n in trainable)
+    # norms (RMSNorm/BatchNorm scales and biases) and the decoders' per-batch offsets (a new batch needs its row)
+    assert trainable and all("norm" in n or ".head.1." in n or n.endswith("batch_offset") for n in trainable)
+    assert {n for n in trainable if n.endswith("batch_offset")} == {
+        "decoders.rna.batch_offset",
+        "decoders.atac.batch_offset",
+    }
     qmodel.train(max_epochs=2, batch_size=64, enable_progress_bar=False)
     changed = {n for n, p in qmodel.module.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert changed, "fine-tuning changed nothing"
@@ -53,15 +66,12 @@ def test_query_fine_tuning_trains_only_the_chosen_group(trained, tmp_path):
 
 def test_frozen_groups_keep_batchnorm_statistics(trained):
     model, _, _ = trained
-    module = type(model.module)(
-        {"rna": 100, "atac": 300}, None, n_latent=8, d_model=16, n_layers=1, patch_size={"rna": 10, "atac": 50},
-        d_state=8, headdim=8, chunk_size=8,
-    )  # fmt: skip
+    module = copy.deepcopy(model.module)
     names = freeze_for_query(module, "embedding")
-    assert names and all(".tokenizer." in n for n in names)
+    assert names and all(".tokenizer." in n or n.endswith("batch_offset") for n in names)
     stats = {n: b.clone() for n, b in module.named_buffers() if "running_mean" in n}
     module.train()
-    module.embed("rna", torch.poisson(torch.full((32, 100), 2.0)))
+    module.embed("rna", torch.poisson(torch.full((32, module.encoders["rna"].tokenizer.n_features), 0.5)))
     for n, b in module.named_buffers():
         if n in stats:
             assert torch.equal(b, stats[n])

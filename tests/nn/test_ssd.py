@@ -30,6 +30,15 @@ def intra_chunk_form(request, monkeypatch):
     return request.param
 
 
+def _encoder_kwargs(**kwargs):
+    """Every MambaEncoder argument (the package's defaults live on SCMAMBA only), small sizes for tests."""
+    base = dict(
+        patch_size=32, d_model=16, n_layers=1, mlp_hidden=32, head_hidden=32, dropout=0.0, pooling="mean",
+        projection="shared", bin_size=None, d_state=8, expand=2, headdim=8, chunk_size=8,
+    )  # fmt: skip
+    return {**base, **kwargs}
+
+
 def test_default_threshold_picks_the_factorised_form_only_for_mild_decay(monkeypatch):
     import scmamba.nn._ssd as ssd_module
 
@@ -126,7 +135,7 @@ def test_hand_written_path_is_used_for_training_and_matches_autograd_path():
 
 def test_bf16_autocast_gradients_stay_close():
     torch.manual_seed(0)
-    layer = Mamba2(32, d_state=8, headdim=16, chunk_size=8)
+    layer = Mamba2(32, d_state=8, expand=2, headdim=16, chunk_size=8)
     u = torch.randn(2, 40, 32)
     grads = []
     for enabled in (False, True):
@@ -149,7 +158,7 @@ def test_dispatch_without_cuda_uses_torch_path():
 def test_mamba2_parameter_names_and_shapes_match_mamba_ssm():
     # mamba_ssm.modules.mamba2.Mamba2(d_model=64, d_state=16, headdim=32, expand=2, ngroups=1, d_conv=4):
     # d_inner 128, nheads 4, in_proj out = 2*128 + 2*1*16 + 4, conv channels = 128 + 2*16.
-    layer = Mamba2(64, d_state=16, headdim=32, expand=2, ngroups=1, d_conv=4)
+    layer = Mamba2(64, d_state=16, headdim=32, expand=2, chunk_size=64, ngroups=1, d_conv=4)
     shapes = {k: tuple(v.shape) for k, v in layer.state_dict().items()}
     assert shapes == {
         "dt_bias": (4,),
@@ -165,7 +174,7 @@ def test_mamba2_parameter_names_and_shapes_match_mamba_ssm():
 
 def test_mamba2_layer_is_causal_and_matches_sequential_scan(monkeypatch):
     torch.manual_seed(0)
-    layer = Mamba2(32, d_state=8, headdim=16, chunk_size=8).double()
+    layer = Mamba2(32, d_state=8, expand=2, headdim=16, chunk_size=8).double()
     u = torch.randn(2, 29, 32, dtype=torch.float64)
     y = layer(u)
     u2 = u.clone()
@@ -188,7 +197,7 @@ def test_mamba2_layer_is_causal_and_matches_sequential_scan(monkeypatch):
 
 
 def test_encoder_shapes_padding_and_gradients():
-    enc = MambaEncoder(1000, 16, patch_size=64, d_model=32, n_layers=2, d_state=8, headdim=16, chunk_size=8)
+    enc = MambaEncoder(1000, 16, **_encoder_kwargs(patch_size=64, d_model=32, n_layers=2, d_state=8, headdim=16))
     assert enc.tokenizer.n_patches == 16  # ceil(1000 / 64)
     x = torch.rand(5, 1000)
     z = enc(x)
@@ -202,15 +211,17 @@ def test_encoder_pools_the_tokens_it_says(pooling):
     """The head reads the last token (``'last'``) or the mean of all tokens (``'mean'``), and the two differ."""
     torch.manual_seed(0)
     enc = MambaEncoder(
-        300, 8, patch_size=32, d_model=16, n_layers=1, d_state=8, headdim=8, chunk_size=4, pooling=pooling
+        300, 8, **_encoder_kwargs(patch_size=32, d_model=16, n_layers=1, d_state=8, headdim=8, pooling=pooling)
     ).eval()
+    for block in enc.blocks:  # blocks start as the identity (zero-initialised residual branches): perturb them
+        torch.nn.init.normal_(block.mixer.out_proj.weight, std=0.1)
     x = torch.poisson(torch.full((6, 300), 0.5))
     with torch.no_grad():
         h = enc.tokenizer(x)
         for block in enc.blocks:
             h = block(h)
         h = enc.norm_f(h)
-        last, mean = enc.head(h[:, -1]), enc.head(h.mean(dim=1))
+        last, mean = enc.out(enc.head(h[:, -1])), enc.out(enc.head(h.mean(dim=1)))
         z = enc(x)
     assert not torch.allclose(last, mean, atol=1e-4)
     torch.testing.assert_close(z, last if pooling == "last" else mean)
@@ -218,7 +229,7 @@ def test_encoder_pools_the_tokens_it_says(pooling):
 
 def test_bf16_autocast_runs_and_stays_close():
     torch.manual_seed(0)
-    layer = Mamba2(32, d_state=8, headdim=16, chunk_size=8)
+    layer = Mamba2(32, d_state=8, expand=2, headdim=16, chunk_size=8)
     u = torch.randn(2, 40, 32)
     y = layer(u)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -230,7 +241,7 @@ def test_bf16_autocast_runs_and_stays_close():
 @pytest.mark.skipif(not (torch.cuda.is_available() and mamba_ssm_available()), reason="needs CUDA and mamba-ssm")
 def test_fused_kernel_agrees_with_torch_path():  # pragma: no cover - runs only on a GPU machine
     torch.manual_seed(0)
-    layer = Mamba2(64, d_state=16, headdim=32, chunk_size=64).cuda()
+    layer = Mamba2(64, d_state=16, expand=2, headdim=32, chunk_size=64).cuda()
     u = torch.randn(4, 100, 64, device="cuda")
     layer.use_fused_kernels = False
     y_torch = layer(u)
@@ -266,9 +277,9 @@ def test_bin_size_needs_per_region_projection():
     from scmamba.nn import PatchEmbedding
 
     with pytest.raises(ValueError, match="per_region"):
-        PatchEmbedding(100, 10, 8, projection="shared", bin_size=4)
+        PatchEmbedding(100, 10, 8, dropout=0.0, projection="shared", bin_size=4)
     with pytest.raises(ValueError, match="positive"):
-        PatchEmbedding(100, 10, 8, projection="per_region", bin_size=0)
+        PatchEmbedding(100, 10, 8, dropout=0.0, projection="per_region", bin_size=0)
 
 
 @pytest.mark.parametrize("length", [1, 3, 12])

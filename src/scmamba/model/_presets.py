@@ -54,5 +54,4 @@ def small_config() -> dict:
         "headdim": 16,
         "chunk_size": 16,
         "head_hidden": 64,
-        "patch_size": {"rna": 64, "atac": 512, "protein": 8},
     }

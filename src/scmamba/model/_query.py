@@ -1,8 +1,9 @@
 """Which parameters a query model trains: the freezing policy of :meth:`SCMAMBA.load_query_data`.
 
 scvi-tools' ``ArchesMixin`` freezes by the naming rules of its ``FCLayers`` (batch-covariate columns stay
-trainable). SCMAMBA has no ``FCLayers`` and no batch covariates, so those rules would freeze every parameter; the
-encoders are instead split into named parameter groups that a query may adapt.
+trainable). SCMAMBA has no ``FCLayers`` (its batch covariate is the decoders' per-batch offset, which always
+trains), so those rules would freeze every parameter; the encoders are instead split into named parameter groups
+that a query may adapt.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _group_parameter_names(module: nn.Module) -> dict[str, set[str]]:
             groups["norms"] |= own
         if mod_name.endswith(".tokenizer"):
             groups["embedding"] |= {prefix + n for n, _ in sub.named_parameters()}
-        if mod_name.endswith(".head"):
+        if mod_name.endswith((".head", ".out")):
             groups["head"] |= {prefix + n for n, _ in sub.named_parameters()}
     return groups
 
@@ -47,6 +48,9 @@ def freeze_for_query(module: nn.Module, trainable: str | Iterable[str]) -> list[
     groups = _group_parameter_names(module)
     names = {n for n, _ in module.named_parameters()}
     keep = names if "all" in chosen else set().union(*(groups[g] for g in chosen))
+    # the decoders' per-batch offsets always train: a new batch's row starts at zero and must learn its shift; the
+    # offsets enter the training loss only, never the embedding
+    keep |= {n for n in names if n.endswith("batch_offset")}
     for name, p in module.named_parameters():
         p.requires_grad_(name in keep)
     if not ({"norms", "all"} & chosen):

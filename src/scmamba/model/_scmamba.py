@@ -18,7 +18,7 @@ from mudata import MuData
 from scipy import sparse
 from scvi import REGISTRY_KEYS
 from scvi.data import fields
-from scvi.model.base import BaseModelClass, UnsupervisedTrainingMixin
+from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
 from ..data._genome import genomic_order
@@ -60,7 +60,39 @@ def _per_modality(name: str, value, modalities: Sequence[str]) -> dict:
     return dict.fromkeys(modalities, value)
 
 
-class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
+def _check_saved_features(mdata: MuData, registry: Mapping, *, query: bool = False) -> None:
+    """The registered modalities of a saved model are in ``mdata`` with its features (clear errors before scvi-tools').
+
+    ``query``: modalities of ``mdata`` the model was not trained with are an error (scvi-tools' query path
+    compares every modality of the query with the saved ones).
+    """
+    modalities = registry.get("setup_args", {}).get("modalities", {})
+    registered = {m: modalities[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modalities.get(arg) is not None}
+    fields = registry.get("field_registries", {})
+    for modality, mod in registered.items():
+        if mod not in mdata.mod:
+            raise ValueError(
+                f"The saved model was trained with modality {mod!r} ({modality}); this MuData has {list(mdata.mod)}."
+            )
+        state = fields.get(MODALITY_REGISTRY_KEYS[modality], {}).get("state_registry", {})
+        if "column_names" not in state:
+            continue
+        difference = features_differ(mdata.mod[mod].var_names, pd.Index(state["column_names"]))
+        if difference is not None:
+            raise ValueError(
+                f"Modality {mod!r} has different features from the saved model: {difference}. Load onto data with "
+                "the training features, or align it with SCMAMBA.prepare_query_mudata."
+            )
+    extra = [mod for mod in mdata.mod if mod not in registered.values()]
+    if query and extra:
+        raise ValueError(
+            f"The query MuData has modalities the reference model does not use: {extra}. Keep the model's modalities "
+            f"({list(registered.values())}), e.g. with SCMAMBA.prepare_query_mudata(mdata, reference_model), which "
+            "also aligns the features."
+        )
+
+
+class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Single-cell multi-omics integration with one Mamba2 (SSD) encoder per modality.
 
     Features of each modality are put in genomic order, cut into patches (tokens) and encoded by Mamba2 + MLP
@@ -93,7 +125,8 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     feature_dropout
         Fraction of each cell's measured features dropped at random in every training step: an augmentation that
         keeps the encoders from memorising individual cells. One value, or a dict per modality (``None``: 0.3 RNA,
-        0.5 ATAC, 0 protein: panels of tens of antibodies lose rare cell types when markers are dropped).
+        0.5 ATAC, 0 protein: panels of tens of antibodies lose rare cell types when markers are dropped); a dict
+        without some modality gives it that default.
     pooling
         How the tokens become one vector for the head: ``'flatten'`` (all tokens side by side, so every genomic
         region keeps its own weights up to the head), ``'mean'`` of the tokens, or the ``'last'`` token of the
@@ -662,10 +695,6 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         ``FCLayers``; SCMAMBA has none, so those rules would freeze every parameter. This override keeps the same
         call pattern with a freezing policy that fits the Mamba2 encoders.
         """
-        from scvi.model._utils import parse_device_args
-        from scvi.model.base._archesmixin import _get_loaded_data
-        from scvi.model.base._save_load import _initialize_model
-
         from ._query import freeze_for_query
 
         if not isinstance(mdata, MuData):
@@ -674,22 +703,27 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
                 "For cells measured in one modality use reference_model.get_latent_representation(adata, "
                 "modality='rna')."
             )
-        _, _, torch_device = parse_device_args(accelerator, device, return_device="torch", validate_single_device=True)
-        if isinstance(reference_model, os.PathLike):
+        if isinstance(reference_model, SCMAMBA):
+            registry = reference_model.adata_manager.registry
+        elif isinstance(reference_model, str | os.PathLike):
             reference_model = str(reference_model)
-        attr_dict, _, state_dict, _ = _get_loaded_data(reference_model, device=torch_device)
-        registry = attr_dict.pop("registry_")
+            registry = cls.load_registry(reference_model)
+        else:
+            raise TypeError(f"reference_model must be a SCMAMBA or its saved folder, not {reference_model!r}.")
         if registry.get("model_name", cls.__name__) != cls.__name__:
             raise ValueError(f"The reference model is a {registry['model_name']}, not a {cls.__name__}.")
-        setup_args = registry["setup_args"]
-        # the one validation path of set-up (modalities, layers, pairing, the reference's features, values)
-        cls.setup_mudata(mdata, source_registry=registry, extend_categories=True, allow_missing_labels=True,
-                         **setup_args)  # fmt: skip
-        model = _initialize_model(cls, mdata, registry, attr_dict, None)
-        model.module.load_state_dict(state_dict)  # includes the reference's genomic orders (buffers)
-        model.to_device(torch_device)
-        model.module.eval()
-        model.is_trained_ = False
+        _check_saved_features(mdata, registry, query=True)
+        with warnings.catch_warnings():
+            # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
+            warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")
+            # ArchesMixin: registration with the reference's setup (new batch categories added; the same checks as
+            # setup_mudata), reference weights, and new rows for new batches in the decoders' batch offsets
+            # (initialised as a new model's: zero). Its FCLayers freezing rules do not fit SCMAMBA: unfrozen here,
+            # then SCMAMBA's own policy.
+            model = super().load_query_data(
+                mdata, reference_model, inplace_subset_query_vars=False, accelerator=accelerator, device=device,
+                unfrozen=True,
+            )  # fmt: skip
         model.trainable_parameters_ = freeze_for_query(model.module, "all" if unfrozen else trainable)
         return model
 
@@ -717,25 +751,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             )
         if adata is None:
             return super().load(dir_path, adata, **kwargs)
-        from scvi.model.base._save_load import _load_saved_files
-
-        attr_dict, var_names, _, _ = _load_saved_files(dir_path, False, map_location="cpu", prefix=kwargs.get("prefix"))
-        registry = attr_dict.get("registry_", {})
-        modalities = registry.get("setup_args", {}).get("modalities", {})
-        registered = {m: modalities[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modalities.get(arg) is not None}
-        if isinstance(var_names, dict):
-            for modality, mod in registered.items():
-                if mod not in adata.mod:
-                    raise ValueError(
-                        f"The saved model was trained with modality {mod!r} ({modality}); this MuData has "
-                        f"{list(adata.mod)}."
-                    )
-                difference = features_differ(adata.mod[mod].var_names, pd.Index(var_names[mod]))
-                if difference is not None:
-                    raise ValueError(
-                        f"Modality {mod!r} has different features from the saved model: {difference}. Load onto "
-                        "data with the training features, or align it with SCMAMBA.prepare_query_mudata."
-                    )
+        _check_saved_features(adata, cls.load_registry(dir_path, prefix=kwargs.get("prefix")))
         with warnings.catch_warnings():
             # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
             warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")

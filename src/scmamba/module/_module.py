@@ -45,11 +45,12 @@ class ScMambaModule(BaseModuleClass):
         Column permutation into genomic order per modality (stored as buffers, so saved with the weights).
     n_batch
         Batches of the decoders' offsets (1: no batch covariate).
-    n_latent, d_model, n_layers, patch_size, d_state, headdim, expand, mlp_hidden, head_hidden, chunk_size, dropout,
-    feature_dropout, pooling, projection, bin_size, n_bins, temperature_init, learn_temperature, lambda_con,
-    lambda_sim, lambda_rec, batch_negatives, use_fused_kernels
-        See :class:`~scmamba.SCMAMBA`; ``n_layers``, ``patch_size``, ``feature_dropout`` and ``bin_size`` are dicts
-        per modality.
+    n_latent, d_model, n_layers, patch_size, d_state, headdim, expand, mlp_hidden, head_hidden, chunk_size
+        Architecture, see :class:`~scmamba.SCMAMBA`; ``n_layers`` and ``patch_size`` are dicts per modality.
+    dropout, feature_dropout, pooling, projection, bin_size, n_bins
+        Tokens and regularisation, see :class:`~scmamba.SCMAMBA`; ``feature_dropout`` and ``bin_size`` per modality.
+    temperature_init, learn_temperature, lambda_con, lambda_sim, lambda_rec, batch_negatives, use_fused_kernels
+        Objective and kernels, see :class:`~scmamba.SCMAMBA`.
     feature_log_frequency
         Per modality, the log of each feature's share of all counts (initial decoder biases).
     max_logit_scale
