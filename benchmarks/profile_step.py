@@ -10,7 +10,6 @@ the step is run on it, forward and backward, ``--repeats`` times:
 ``tokens/<mod>``    patch tokens from the non-zeros (per-region projections)
 ``block<i>/<mod>``  each Mamba2 + MLP block
 ``head/<mod>``      final norm, pooling and MLP head
-``joint``           the fused joint head
 ``decode/<src>-><mod>``  each multinomial decoder term
 ``contrastive``     InfoNCE + cosine on the batch
 ``step``            the whole training step as Lightning runs it (module forward, loss, backward, AdamW step)
@@ -34,7 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import RESULTS, machine_info, markdown_table, peak_rss_gb, set_threads, to_jsonable
 from scaling import DEFAULT_SOURCE, make_mudata, source_profiles
 
@@ -136,7 +134,7 @@ def main(argv=None):
         m = key[2:]
         counts[m] = SparseRows.from_tensor(x)
         with torch.no_grad():
-            t, enc_in = timed(lambda m=m: module._encoder_input(m, counts[m]), args.repeats)
+            t, enc_in = timed(lambda m=m: module.encoder_input(m, counts[m]), args.repeats)
         record(f"input/{m}", t)
         encoder = module.encoders[m]
 
@@ -155,26 +153,11 @@ def main(argv=None):
         h = run(encoder.tokenizer, f"tokens/{m}", enc_in)
         for i, block in enumerate(encoder.blocks):
             h = run(block, f"block{i}/{m}", h)
-        features[m] = run(lambda h, e=encoder: e.features(None, e.norm_f(h)), f"head/{m}", h)
-    z = {m: F.normalize(module.encoders[m].head[3](f).float(), dim=-1).detach() for m, f in features.items()}
-    if getattr(module, "joint_head", None) is not None:
-        def joint(*fs):
-            with autocast:
-                return module.joint_head(torch.cat(fs, -1))
-
-        def once_joint():
-            leaves = [f.detach().requires_grad_(True) for f in features.values()]
-            with SavedBytes() as saved:
-                out = joint(*leaves)
-            out.float().sum().backward()
-            return out.detach(), saved.bytes
-
-        t, (zj, saved) = timed(once_joint, args.repeats)
-        record("joint", t, saved)
-        z["joint"] = F.normalize(zj.float(), dim=-1)
+        features[m] = run(lambda h, e=encoder: e.pool_and_head(e.norm_f(h)), f"head/{m}", h)
+    z = {m: F.normalize(module.encoders[m].out(f).float(), dim=-1).detach() for m, f in features.items()}
     decoders = getattr(module, "decoders", None) or {}
     for m, decoder in decoders.items():
-        target = module._target(m, counts[m])
+        target = counts[m].with_values(torch.ones_like(counts[m].values)) if m == "atac" else counts[m]
         for src, zs in z.items():
 
             def once_dec(zs=zs, decoder=decoder, target=target):

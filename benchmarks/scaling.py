@@ -12,7 +12,8 @@ names, ordered along a human-like genome, so SCMAMBA's genomic ordering applies 
 Each method trains on each data size in its own subprocess (one model, ``--epochs`` passes over all cells, no
 validation split; ``--max-steps N`` cuts every epoch to N minibatches, for sizes whose full epochs would take
 hours) and reports: time per epoch, training cells/s (cells x epochs / training time), peak RSS of the process
-(``resource.getrusage(RUSAGE_SELF).ru_maxrss``; data loading included), GPU peak memory with ``--device cuda``, and
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss`` after training; data loading included), embedding cells/s
+(``get_latent_representation`` of ``--embed-cells`` cells after training), GPU peak memory with ``--device cuda``, and
 the input's nnz and sparse size. Peak RSS should grow with the sparse input size only, not with cells x features
 (the ``dense_gb`` column shows what a dense matrix would take).
 
@@ -225,7 +226,12 @@ def child(args) -> dict:
         **train_kw,
     )
     train_s = time.perf_counter() - t0
-    batch_size = 128 if args.child == "multivi" else 256  # the two models' default minibatch sizes
+    rss_train = peak_rss_gb()
+    n_embed = min(mdata.n_obs, args.embed_cells)
+    t0 = time.perf_counter()
+    model.get_latent_representation(indices=np.arange(n_embed))
+    embed_s = time.perf_counter() - t0
+    batch_size = 128  # both models' default minibatch size
     n = mdata.n_obs if not args.max_steps else min(mdata.n_obs, args.max_steps * batch_size)  # cells per epoch
     epoch_s = float(np.median(timer.times)) if timer.times else train_s / args.epochs
     return {
@@ -238,8 +244,11 @@ def child(args) -> dict:
         "train_s": train_s,
         "time_per_epoch_s": epoch_s,
         "train_cells_per_s": n * len(timer.times) / sum(timer.times) if timer.times else n * args.epochs / train_s,
-        "peak_rss_gb": peak_rss_gb(),
+        "peak_rss_gb": rss_train,
         "rss_after_load_gb": rss_loaded,
+        "embed_cells": n_embed,
+        "embed_s": embed_s,
+        "embed_cells_per_s": n_embed / embed_s,
         "gpu_peak_gb": torch.cuda.max_memory_allocated() / 1024**3 if args.device == "cuda" else None,
         "n_params": int(sum(p.numel() for p in model.module.parameters())),
         "threads": threads,
@@ -287,6 +296,7 @@ COLUMNS = [
     "epochs",
     "time_per_epoch_s",
     "train_cells_per_s",
+    "embed_cells_per_s",
     "peak_rss_gb",
     "gpu_peak_gb",
     "status",
@@ -299,8 +309,9 @@ HEADERS = {
     "input_sparse_gb": "sparse GB",
     "dense_gb": "dense GB",
     "time_per_epoch_s": "s/epoch",
-    "train_cells_per_s": "cells/s",
-    "peak_rss_gb": "peak RSS GB",
+    "train_cells_per_s": "train cells/s",
+    "embed_cells_per_s": "embed cells/s",
+    "peak_rss_gb": "peak RSS GB (training)",
     "gpu_peak_gb": "GPU peak GB",
 }
 
@@ -318,6 +329,9 @@ def parse_args(argv=None):
         default=1.0,
         help="multiply the real cells' RNA library sizes and ATAC fragment counts (default 1: as measured)",
     )
+    p.add_argument("--rna-depth-scale", type=float, default=None, help="RNA only (overrides --depth-scale)")
+    p.add_argument("--atac-depth-scale", type=float, default=None, help="ATAC only (overrides --depth-scale)")
+    p.add_argument("--embed-cells", type=int, default=2000, help="cells embedded for the embedding throughput")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument(
@@ -368,7 +382,8 @@ def main(argv=None):
     try:
         for n_cells in args.cells:
             t0 = time.perf_counter()
-            mdata = make_mudata(n_cells, args.genes, args.peaks, prof, args.seed, args.depth_scale)
+            scale = {"rna": args.rna_depth_scale or args.depth_scale, "atac": args.atac_depth_scale or args.depth_scale}
+            mdata = make_mudata(n_cells, args.genes, args.peaks, prof, args.seed, scale)
             gen_s = time.perf_counter() - t0
             path = workdir / f"synthetic_{n_cells}.h5mu"
             mdata.write(path)
@@ -435,7 +450,10 @@ def main(argv=None):
         "source": str(args.source),
         "genes": args.genes,
         "peaks": args.peaks,
-        "depth_scale": args.depth_scale,
+        "depth_scale": {
+            "rna": args.rna_depth_scale or args.depth_scale,
+            "atac": args.atac_depth_scale or args.depth_scale,
+        },
         "source_mean_rna_depth": float(prof["rna_depth"].mean()),
         "source_mean_atac_depth": float(prof["atac_depth"].mean()),
         "cells": args.cells,

@@ -2,21 +2,38 @@
 
 Build: ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
 
-Environment switches:
+Tutorials: the pages are the notebooks ``tutorials/NN_name.ipynb`` with the outputs stored in them (written by
+``python tutorials/execute.py``); the docs never run code. A tutorial without a stored notebook is rendered from its
+script (``tutorials/NN_name.py``, jupytext percent format), code and text without outputs. Either file is copied into
+``docs/tutorials/`` at the start of each build (the copies are not tracked). ``SCMAMBA_TUTORIALS_DIR`` takes them
+from another folder.
 
-* ``SCMAMBA_DOCS_EXECUTE=1`` executes the tutorials (``docs/tutorials/*.py``, jupytext percent scripts) and caches
-  the results under ``docs/_build/.jupyter_cache``; by default they are rendered without running them.
-* ``SCMAMBA_DOCS_INTERSPHINX=1`` links to the Python, scvi-tools, AnnData and MuData docs; it needs internet access
-  to fetch their inventories, so it is off by default (an unreachable inventory is a build warning).
+``SCMAMBA_DOCS_INTERSPHINX=1`` links to the Python, scvi-tools, AnnData and MuData docs; it needs internet access to
+fetch their inventories, so it is off by default (an unreachable inventory is a build warning).
 """
 
 import os
+import shutil
 import sys
 import warnings
 from importlib.metadata import version as _version
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent / "_ext"))
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS / "_ext"))
+
+
+def _collect_tutorials(source: Path, dest: Path) -> None:
+    """Copy each tutorial's stored notebook, or its script where it has none, into the docs source folder."""
+    for stale in dest.glob("[0-9][0-9]_*"):
+        stale.unlink()
+    for script in sorted(source.glob("[0-9][0-9]_*.py")):
+        notebook = script.with_suffix(".ipynb")
+        chosen = notebook if notebook.exists() else script
+        shutil.copyfile(chosen, dest / chosen.name)
+
+
+_collect_tutorials(Path(os.environ.get("SCMAMBA_TUTORIALS_DIR", DOCS.parent / "tutorials")), DOCS / "tutorials")
 
 project = "scmamba"
 author = "scmamba developers"
@@ -31,8 +48,8 @@ extensions = [
 ]
 templates_path = ["_templates"]
 
-# Sources: Markdown/reST pages, plus the tutorials, which are jupytext percent scripts rendered as notebooks. The
-# ".py" source suffix (added by ``nb_custom_formats``) must not pick up conf.py or any other Python file.
+# Sources: Markdown/reST pages and the tutorials (stored notebooks, or scripts read as notebooks). The ".py" source
+# suffix (added by ``nb_custom_formats``) must not pick up conf.py or any other Python file.
 include_patterns = ["**.md", "**.rst", "**.ipynb", "tutorials/*.py"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 
@@ -48,11 +65,10 @@ napoleon_numpy_docstring = True
 napoleon_use_rtype = True
 typehints_defaults = "braces"
 
-# Tutorials (myst-nb): jupytext.reads plus a default Python 3 kernelspec (see _ext/jupytext_reader.py).
+# Tutorials (myst-nb): stored outputs are rendered, nothing is executed. Scripts are read with jupytext.reads plus
+# a default Python 3 kernelspec (see _ext/jupytext_reader.py).
 nb_custom_formats = {".py": ["jupytext_reader.reads", {"fmt": "py:percent"}]}
-nb_execution_mode = "cache" if os.environ.get("SCMAMBA_DOCS_EXECUTE") == "1" else "off"
-nb_execution_timeout = 3600
-nb_execution_raise_on_error = True
+nb_execution_mode = "off"
 myst_enable_extensions = ["colon_fence", "dollarmath"]
 
 intersphinx_mapping = {}

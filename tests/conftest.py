@@ -21,6 +21,13 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY = {**SCMAMBA.small_config(), "dropout": 0.0}
 
 
+def pytest_collection_modifyitems(items):
+    """The benchmark scripts' smoke runs (``test_benchmarks.py::test_*_quick``) are slow tests (``-m slow``)."""
+    for item in items:
+        if item.path.name == "test_benchmarks.py" and getattr(item, "originalname", "").endswith("_quick"):
+            item.add_marker(pytest.mark.slow)
+
+
 def shared_file(name: str) -> Path:
     path = SHARED / name
     if not path.exists():

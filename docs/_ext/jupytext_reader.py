@@ -1,8 +1,8 @@
-"""Read the tutorials (jupytext percent scripts) as notebooks for myst-nb.
+"""Read tutorial scripts (jupytext percent format) as notebooks for myst-nb.
 
 The scripts carry no notebook header, so :func:`jupytext.reads` returns a notebook without ``kernelspec`` or
 ``language_info``. myst-nb needs them to pick a syntax highlighter for the code cells (otherwise it warns once per
-cell) and to choose the kernel when ``SCMAMBA_DOCS_EXECUTE=1`` runs the tutorials, so they default to Python 3 here.
+cell), so they default to Python 3 here.
 """
 
 import jupytext

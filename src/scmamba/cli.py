@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", help="train on the shipped SNARE-seq demo subset (2,500 cells, CPU, minutes)")
     demo.add_argument("--out", type=Path, default=Path("scmamba_demo"), help="output folder")
-    demo.add_argument("--epochs", type=_positive_int, default=20, help="training epochs")
+    demo.add_argument("--epochs", type=_positive_int, default=50, help="training epochs (SCMAMBA.train's default)")
     return parser
 
 

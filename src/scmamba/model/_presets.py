@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 #: Per-modality values used when the corresponding ``SCMAMBA`` argument is ``None``.
-#: Patch sizes: genes and peaks in genomic windows, proteins a few at a time. Feature dropout: none for protein
+#: Patch sizes: genes and peaks in genomic windows (a few hundred tokens at full multiome width), proteins a few
+#: at a time. Feature dropout: none for protein
 #: panels of tens of antibodies, where dropping a marker costs rare cell types. Bins: ATAC peaks share part of
 #: their projection with their genome-ordered neighbours (most peaks are rarely open).
 PER_MODALITY_DEFAULTS: dict[str, dict[str, object]] = {
-    "patch_size": {"rna": 64, "atac": 256, "protein": 8},
+    "patch_size": {"rna": 128, "atac": 1024, "protein": 8},
     "feature_dropout": {"rna": 0.3, "atac": 0.5, "protein": 0.0},
     "bin_size": {"rna": None, "atac": 8, "protein": None},
 }

@@ -80,7 +80,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
     n_layers
         (Mamba2, MLP) blocks per encoder; an int, or a dict per modality.
     patch_size
-        Features per token; an int, or a dict per modality (``None``: 64 genes, 256 peaks, 8 proteins).
+        Features per token; an int, or a dict per modality (``None``: 128 genes, 1,024 peaks, 8 proteins).
     d_state, headdim, expand, chunk_size
         Mamba2 state size, head width, inner expansion and SSD chunk length (the chunk length changes speed only:
         the scan is exact for any chunking).
@@ -379,7 +379,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         max_epochs: int = 50,
         *,
         lr: float = 1e-3,
-        batch_size: int = 256,
+        batch_size: int = 128,
         train_size: float | None = 0.9,
         validation_size: float | None = None,
         early_stopping: bool = False,

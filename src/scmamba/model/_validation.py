@@ -443,7 +443,7 @@ def check_genomic_order(var: pd.DataFrame, modality: str, annotation, *, name: s
     A gene annotation that places fewer than half of the genes is almost always the wrong genome or naming; the
     error says which shipped table (or ``var``'s own coordinates) places more.
     """
-    from ..data._genome import genomic_order
+    from ..data import genomic_order
 
     keyword = f"{modality}_annotation"
     try:

@@ -10,7 +10,6 @@
 
 # %%
 import os
-from pathlib import Path
 
 import mudata as md
 import numpy as np
@@ -20,11 +19,10 @@ import scmamba
 from scmamba import SCMAMBA
 
 QUICK = os.environ.get("SCMAMBA_TUTORIAL_QUICK") == "1"
-DATA = Path(os.environ.get("SCMAMBA_DATA", "../../../shared/data"))
 md.set_options(pull_on_update=False)
 
 # %%
-mdata = md.read_h5mu(DATA / "abseq_bonemarrow_triana2021.h5mu")
+mdata = scmamba.datasets.abseq_bone_marrow()
 young = mdata.obs["batch"].astype(str).str.startswith("BM").values
 ref, query = mdata[young].copy(), mdata[~young].copy()
 if QUICK:
@@ -47,9 +45,10 @@ ref.obsm["X_scmamba"] = model.get_latent_representation()
 # The query model starts from the reference weights, so it embeds cells exactly as the reference does. Its new
 # donors are added to the batch categories. Fine-tuning is optional: `trainable="norms"` adapts only the
 # normalisation scales of the encoders (a few thousand parameters) to the query's own RNA–protein pairs, and keeps
-# everything else at the reference values. On the full data (`benchmarks/transfer.py`) the plain mapping transferred
-# labels better (accuracy 0.933) than 5 epochs of norm fine-tuning (0.906): fine-tuning on the query's own pairs
-# moves it away from the reference embeddings the classifier is fitted on. Compare both on your data.
+# everything else at the reference values. On the full data the plain mapping transferred labels better than 5
+# epochs of norm fine-tuning (`benchmarks/transfer.py`; the figures are in `benchmarks/README.md`): fine-tuning on
+# the query's own pairs moves it away from the reference embeddings the classifier is fitted on. Compare both on
+# your data.
 
 # %%
 qmodel = SCMAMBA.load_query_data(query, model, trainable="norms")
@@ -77,7 +76,7 @@ for rep in ("X_scmamba", "X_scmamba_finetuned"):
         )
 
 # %%
-scmamba.pl.confusion_matrix(truth, query.obs["knn_X_scmamba_cell_type"].values)
+fig = scmamba.pl.confusion_matrix(truth, query.obs["knn_X_scmamba_cell_type"].values)
 
 # %% [markdown]
 # Low-confidence cells are flagged rather than forced into a class:

@@ -46,7 +46,7 @@ model
 
 # %%
 model.train(max_epochs=2 if QUICK else 20, enable_progress_bar=not QUICK)
-scmamba.pl.training_curves(model)
+fig = scmamba.pl.training_curves(model)
 
 # %% [markdown]
 # ## Embeddings
@@ -70,7 +70,7 @@ sc.pl.umap(mdata, color=["cell_type", "leiden", "batch"], ncols=1, show=not QUIC
 # Both layers in one UMAP: RNA and ATAC profiles of the same cell type should overlap.
 
 # %%
-scmamba.pl.umap_modalities(z_rna, z_atac, mdata.obs["cell_type"].values, modality_names=("RNA", "ATAC"))
+fig = scmamba.pl.umap_modalities(z_rna, z_atac, mdata.obs["cell_type"].values, modality_names=("RNA", "ATAC"))
 
 # %% [markdown]
 # ## Metrics of the paper

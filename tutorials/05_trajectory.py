@@ -8,7 +8,6 @@
 
 # %%
 import os
-from pathlib import Path
 
 import mudata as md
 import numpy as np
@@ -18,12 +17,11 @@ import scmamba
 from scmamba import SCMAMBA
 
 QUICK = os.environ.get("SCMAMBA_TUTORIAL_QUICK") == "1"
-DATA = Path(os.environ.get("SCMAMBA_DATA", "../../../shared/data"))
 md.set_options(pull_on_update=False)
 LINEAGE = ["HSCs & MPPs", "Developing B cells", "Mature and memory B cells"]
 
 # %%
-mdata = md.read_h5mu(DATA / "abseq_bonemarrow_triana2021.h5mu")
+mdata = scmamba.datasets.abseq_bone_marrow()
 if QUICK:
     mdata = mdata[np.sort(np.random.default_rng(0).choice(mdata.n_obs, 800, replace=False))].copy()
 SCMAMBA.setup_mudata(mdata, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "prot"})

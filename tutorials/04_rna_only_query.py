@@ -66,7 +66,7 @@ for name, q in (("RNA only", rna_query), ("RNA only, 80% of genes", rna_query_pa
     )
 
 # %%
-scmamba.pl.confusion_matrix(truth, rna_query.obs["transferred_cell_type"].values)
+fig = scmamba.pl.confusion_matrix(truth, rna_query.obs["transferred_cell_type"].values)
 
 # %% [markdown]
 # The query cells land among reference cells of their type: a UMAP of reference and RNA-only query together.

@@ -195,11 +195,25 @@ def test_encoder_shapes_padding_and_gradients():
     assert z.shape == (5, 16)
     z.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in enc.parameters())
-    # the cell embedding is the last token: features of the last patch change it
-    x2 = x.clone()
-    x2[:, -1] += 5
-    enc.eval()
-    assert not torch.allclose(enc(x), enc(x2))
+
+
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_encoder_pools_the_tokens_it_says(pooling):
+    """The head reads the last token (``'last'``) or the mean of all tokens (``'mean'``), and the two differ."""
+    torch.manual_seed(0)
+    enc = MambaEncoder(
+        300, 8, patch_size=32, d_model=16, n_layers=1, d_state=8, headdim=8, chunk_size=4, pooling=pooling
+    ).eval()
+    x = torch.poisson(torch.full((6, 300), 0.5))
+    with torch.no_grad():
+        h = enc.tokenizer(x)
+        for block in enc.blocks:
+            h = block(h)
+        h = enc.norm_f(h)
+        last, mean = enc.head(h[:, -1]), enc.head(h.mean(dim=1))
+        z = enc(x)
+    assert not torch.allclose(last, mean, atol=1e-4)
+    torch.testing.assert_close(z, last if pooling == "last" else mean)
 
 
 def test_bf16_autocast_runs_and_stays_close():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from importlib.resources import as_file, files
 
 import mudata as md
 import numpy as np
@@ -142,25 +141,27 @@ def test_values_replaced_after_setup_are_checked_again(set_up):
         model.train(max_epochs=1, enable_progress_bar=False)
 
 
-def test_backed_rna_only_and_prepare_query(demo_mdata):
+def test_backed_rna_only_and_prepare_query(demo_mdata, tmp_path):
     scvi.settings.seed = 0
     m = demo_mdata[:200].copy()
     SCMAMBA.setup_mudata(m, modalities=MODS)
     model = SCMAMBA(m, **TINY)
     model.train(max_epochs=1, batch_size=50, enable_progress_bar=False)
-    with as_file(files("scmamba.datasets") / "_data" / "snareseq_cortex_demo.h5mu") as path:
-        backed = md.read_h5mu(path, backed="r")
-        idx = [0, 7, 3, 2499]
-        z_mem = model.get_latent_representation(demo_mdata["rna"], modality="rna", indices=idx)
-        np.testing.assert_allclose(
-            model.get_latent_representation(backed["rna"], modality="rna", indices=idx), z_mem, atol=1e-5
-        )
-        z_all = model.get_latent_representation(backed["atac"], modality="atac")
-        np.testing.assert_allclose(z_all, model.get_latent_representation(demo_mdata, modality="atac"), atol=1e-5)
-        prepared = SCMAMBA.prepare_query_mudata(backed, model)
+    query = demo_mdata[1900:].copy()  # 600 cells the model has not seen
+    path = tmp_path / "query.h5mu"
+    query.write_h5mu(path, compression="gzip")
+    backed = md.read_h5mu(path, backed="r")
+    idx = [0, 7, 3, 599]
+    z_mem = model.get_latent_representation(query["rna"], modality="rna", indices=idx)
+    np.testing.assert_allclose(
+        model.get_latent_representation(backed["rna"], modality="rna", indices=idx), z_mem, atol=1e-5
+    )
+    z_all = model.get_latent_representation(backed["atac"], modality="atac")
+    np.testing.assert_allclose(z_all, model.get_latent_representation(query, modality="atac"), atol=1e-5)
+    prepared = SCMAMBA.prepare_query_mudata(backed, model)
     assert not prepared.isbacked
     np.testing.assert_allclose(
-        model.get_latent_representation(prepared), model.get_latent_representation(demo_mdata), atol=1e-5
+        model.get_latent_representation(prepared), model.get_latent_representation(query), atol=1e-5
     )
 
 
