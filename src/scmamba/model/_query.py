@@ -7,8 +7,9 @@ encoders are instead split into named parameter groups that a query may adapt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+import torch
 from torch import nn
 
 from ..nn import RMSNormGated
@@ -54,3 +55,22 @@ def freeze_for_query(module: nn.Module, trainable: str | Iterable[str]) -> list[
             if isinstance(sub, nn.BatchNorm1d):
                 sub.momentum = 0.0  # running statistics stay the reference's
     return sorted(keep)
+
+
+def extend_batch_offsets(state_dict: Mapping[str, torch.Tensor], module: nn.Module) -> dict[str, torch.Tensor]:
+    """The reference ``state_dict`` with the decoders' per-batch offsets grown to the query's batch categories.
+
+    A query registered with ``extend_categories=True`` may add batches; the reference has no offsets for them, and
+    a zero offset (no batch-specific shift) is what an unseen batch gets. A reference trained on one batch has no
+    offsets at all; the query module's zero-initialised ones are kept. Embeddings do not use the offsets.
+    """
+    out = dict(state_dict)
+    for name, target in module.state_dict().items():
+        if not name.endswith("batch_offset"):
+            continue
+        source = out.get(name)
+        if source is None:
+            out[name] = torch.zeros_like(target)
+        elif source.shape[0] < target.shape[0]:
+            out[name] = torch.cat([source, source.new_zeros(target.shape[0] - source.shape[0], *source.shape[1:])])
+    return out

@@ -771,7 +771,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         from scvi.model.base._archesmixin import _get_loaded_data
         from scvi.model.base._save_load import _initialize_model
 
-        from ._query import freeze_for_query
+        from ._query import extend_batch_offsets, freeze_for_query
 
         if not isinstance(mdata, MuData):
             raise TypeError(
@@ -791,7 +791,8 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         cls.setup_mudata(mdata, source_registry=registry, extend_categories=True, allow_missing_labels=True,
                          **setup_args)  # fmt: skip
         model = _initialize_model(cls, mdata, registry, attr_dict, None)
-        model.module.load_state_dict(state_dict)  # includes the reference's genomic orders (buffers)
+        # includes the reference's genomic orders (buffers); new batches of the query get zero decoder offsets
+        model.module.load_state_dict(extend_batch_offsets(state_dict, model.module))
         model.to_device(torch_device)
         model.module.eval()
         model.is_trained_ = False
