@@ -37,7 +37,7 @@ def mosaic_model(demo_mdata):
 
 
 def test_setup_reports_the_mosaic(demo_mdata, caplog):
-    mosaic, groups = _mosaic(demo_mdata[:N_CELLS].copy())
+    mosaic, _ = _mosaic(demo_mdata[:N_CELLS].copy())
     with caplog.at_level("INFO", logger="scmamba"):
         SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities=MODS)
     counts = SCMAMBA._get_most_recent_anndata_manager(mosaic).mosaic.counts()
@@ -86,7 +86,7 @@ def test_single_modality_rows_are_nan_for_unmeasured_cells(mosaic_model):
 
 def test_joint_of_a_single_layer_cell_is_that_layer(mosaic_model):
     """The empty row of an unmeasured layer must not enter the joint embedding (nor the measured layer's)."""
-    model, mosaic, paired, groups = mosaic_model
+    model, _, paired, groups = mosaic_model
     z = model.get_latent_representation()
     with pytest.warns(UserWarning, match="not measured"):
         z_rna, z_atac = (model.get_latent_representation(modality=m) for m in ("rna", "atac"))
@@ -127,7 +127,7 @@ def test_save_load_mosaic(mosaic_model, tmp_path):
 def test_mosaic_query(mosaic_model, demo_mdata):
     """A mosaic query: prepare_query_mudata keeps the mosaic, load_query_data embeds it like the reference."""
     model, *_ = mosaic_model
-    query, groups = _mosaic(demo_mdata[N_CELLS : N_CELLS + 90].copy(), seed=1)
+    query, _ = _mosaic(demo_mdata[N_CELLS : N_CELLS + 90].copy(), seed=1)
     query["atac"].obs["batch"] = query["rna"].obs["batch"] = "new"
     prepared = SCMAMBA.prepare_query_mudata(query, model)
     assert prepared.obs_names.equals(query.obs_names)

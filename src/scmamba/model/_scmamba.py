@@ -671,9 +671,9 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
 
         Features the query lacks are zero-filled (with a warning saying how many); extra features are dropped.
         Cells are paired by ``obs_names``: every modality of the copy holds its cells in ``mdata.obs_names`` order
-        (all of them for paired data; a mosaic stays a mosaic). ``obs`` and modality names are kept; modalities the model does not use are left out. The query gets
-        the checks of :meth:`setup_mudata` (layers, names, pairing, values); backed (``backed='r'``) data are read
-        in blocks and the copy is in memory. The input is not modified.
+        (all of them for paired data; a mosaic stays a mosaic). ``obs`` and modality names are kept; modalities the
+        model does not use are left out. The query gets the checks of :meth:`setup_mudata` (layers, names, pairing,
+        values); backed (``backed='r'``) data are read in blocks and the copy is in memory. The input is not modified.
         """
         if not isinstance(mdata, MuData):
             raise TypeError(

@@ -114,8 +114,10 @@ def layer_matrix(adata: AnnData, layer: str | None, *, what: str = "the AnnData"
 
 @dataclass(frozen=True)
 class Mosaic:
-    """Which registered modalities measure each ``mdata.obs_names`` cell (a cell is absent from a modality's ``obs``
-    when that modality was not measured on it: the MuData convention for partially paired data).
+    """Which registered modalities measure each ``mdata.obs_names`` cell.
+
+    A cell is absent from a modality's ``obs`` when that modality was not measured on it: the MuData convention for
+    partially paired data.
 
     ``observed`` maps each modality kind (``'rna'``, ``'atac'``, ``'protein'``, in :data:`MODALITIES` order) to a
     boolean array over ``mdata.obs_names``.
@@ -146,21 +148,19 @@ class Mosaic:
         return out
 
     def counts(self) -> dict[str, int]:
-        """Cells per measured set of layers, largest groups of layers first: ``{'rna+atac': 3436, 'rna': 3437, ...}``."""
+        """Cells per measured set of layers, most layers first: ``{'rna+atac': 3436, 'rna': 3437, ...}``."""
         layers = pd.Series(self.layers())
         order = sorted(layers.unique(), key=lambda v: (-v.count("+"), self.modalities.index(v.split("+")[0])))
         return {name: int((layers == name).sum()) for name in order}
 
     def describe(self) -> str:
         """One line, e.g. ``'10,309 cells: 3,436 paired (rna+atac), 3,437 rna only, 3,436 atac only'``."""
-        parts = [
-            f"{n:,} paired ({name})" if "+" in name else f"{n:,} {name} only" for name, n in self.counts().items()
-        ]
+        parts = [f"{n:,} paired ({name})" if "+" in name else f"{n:,} {name} only" for name, n in self.counts().items()]
         return f"{self.n_obs:,} cells: " + ", ".join(parts)
 
 
 def check_paired(mdata: MuData, registered: Mapping[str, str]) -> Mosaic:
-    """Which registered modalities measure each cell of ``mdata.obs_names`` (matched by name); raise on what cannot work.
+    """Which registered modalities measure each cell of ``mdata.obs_names`` (by name); raise on what cannot work.
 
     Cells are paired across modalities by ``obs_names``; row orders may differ between modalities. A cell missing
     from a registered modality's ``obs`` is a cell not measured in that modality: the MuData is a *mosaic*
