@@ -139,3 +139,17 @@ def test_mosaic_query(mosaic_model, demo_mdata):
     np.testing.assert_allclose(qmodel.get_latent_representation(), z, atol=1e-5)
     assert qmodel.get_latent_layers().value_counts().to_dict() == {"rna+atac": 30, "rna": 30, "atac": 30}
     qmodel.train(max_epochs=1, batch_size=30, enable_progress_bar=False)  # fine-tuning on a mosaic query runs
+
+
+def test_match_cells_with_a_model_on_a_mosaic(mosaic_model):
+    from scmamba import tl
+
+    model, mosaic, _, groups = mosaic_model
+    m = tl.match_cells(mosaic, mosaic, model=model, k=1)  # every cell's best match in the shared space is itself
+    np.testing.assert_array_equal(m.indices[:, 0], np.arange(N_CELLS))
+    assert m.query_names.equals(mosaic.obs_names)
+    with pytest.warns(UserWarning, match="not measured"), pytest.raises(ValueError, match="200 of the 600 query rows"):
+        tl.match_cells(mosaic, mosaic, model=model, query_modality="rna")
+    rna, atac = (groups == "rna").values, (groups == "atac").values
+    m = tl.match_cells(mosaic[atac], mosaic[rna], model=model, k=5, ref_labels="cell_type_coarse")
+    assert m.labels.index.equals(mosaic.obs_names[atac]) and m.labels["label"].notna().all()
