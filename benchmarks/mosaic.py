@@ -99,6 +99,7 @@ def zero_filled(mdata, other: str, group: np.ndarray, keep: np.ndarray | None = 
         "other_only": "accessibility" if other == "atac" else "protein",
     }
     out.obs["modality"] = [names[g] for g in group[keep]]
+    out.obs["_indices"] = np.arange(out.n_obs)  # MULTIVI registers this column; embedding new data needs it too
     return out
 
 
