@@ -153,3 +153,17 @@ def test_match_cells_with_a_model_on_a_mosaic(mosaic_model):
     rna, atac = (groups == "rna").values, (groups == "atac").values
     m = tl.match_cells(mosaic[atac], mosaic[rna], model=model, k=5, ref_labels="cell_type_coarse")
     assert m.labels.index.equals(mosaic.obs_names[atac]) and m.labels["label"].notna().all()
+
+
+def test_selections_without_pairs_or_without_a_layer_embed(mosaic_model):
+    """A trained model embeds any selection of a mosaic: the ATAC-only cells alone, or the unpaired cells."""
+    model, mosaic, _, groups = mosaic_model
+    z = model.get_latent_representation()
+    for keep in ((groups == "atac").values, (groups != "rna+atac").values):
+        part = mosaic[keep].copy()
+        np.testing.assert_allclose(model.get_latent_representation(part), z[keep], atol=1e-5)
+        prepared = SCMAMBA.prepare_query_mudata(part, model)
+        np.testing.assert_allclose(model.get_latent_representation(prepared), z[keep], atol=1e-5)
+    # training data still needs pairs and cells in every layer
+    with pytest.raises(ValueError, match="has no cells"):
+        SCMAMBA.setup_mudata(mosaic[(groups == "atac").values].copy(), modalities=MODS)

@@ -93,8 +93,8 @@ class PairedAnnTorchDataset(AnnTorchDataset):
                     out[key] = self._read(key, pos, backed)
                 elif present.any():  # mosaic: cells not measured in this modality get empty rows
                     out[key] = _expand_rows(self._read(key, pos[present], backed), present)
-                else:
-                    out[key] = _expand_rows(self._read(key, np.zeros(1, dtype=np.int64), backed), present)
+                else:  # no row to read (the modality may have none): an empty read gives the type and width
+                    out[key] = _expand_rows(self._read(key, pos[:0], backed), present)
         finally:
             self._keys_and_dtypes = keys
         out = {k: out[k] for k in keys if k in out}
@@ -180,6 +180,7 @@ class PairedMuDataManager(AnnDataManager):
         self._fingerprints: dict[str, tuple] = {}
         #: Which registered modalities measure each ``mdata.obs_names`` cell (set at registration).
         self.mosaic: Mosaic | None = None
+        self._training_data = True  # set at registration: a query need not have pairs or cells in every layer
 
     @property
     def _setup_args(self) -> dict:
@@ -194,6 +195,7 @@ class PairedMuDataManager(AnnDataManager):
     def register_fields(self, adata, source_registry=None, **transfer_kwargs):
         """Validate the MuData (:func:`~scmamba.model._validation.validate_mudata`), then register it."""
         mosaic = validate_mudata(adata, self._setup_args, source_registry=source_registry)
+        self._training_data = source_registry is None
         super().register_fields(adata, source_registry, **transfer_kwargs)
         self._fingerprints = self._current_fingerprints()
         self.mosaic = mosaic
@@ -252,7 +254,7 @@ class PairedMuDataManager(AnnDataManager):
                     "changed MuData and build a new model; to embed it with a trained model, align it with "
                     "SCMAMBA.prepare_query_mudata(mdata, model)."
                 )
-        self.mosaic = check_paired(mdata, registered)
+        self.mosaic = check_paired(mdata, registered, training=self._training_data)
         if self._current_fingerprints() != self._fingerprints or not self._codes_columns_ok():
             logger.info("A registered matrix or obs column changed: validating and registering the MuData again.")
             source = deepcopy(self._registry)

@@ -685,7 +685,7 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         setup_args = reference_model.adata_manager.registry["setup_args"]
         layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
         check_modalities_and_layers(mdata, registered, layers)
-        check_paired(mdata, registered)
+        check_paired(mdata, registered, training=False)
         mods = {}
         for modality, mod in registered.items():
             source, layer = mdata.mod[mod], layers[MODALITY_LAYER_ARGS[modality]]
@@ -701,8 +701,11 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
             for offset, block in iter_row_blocks(layer_matrix(source, layer, what=f"modality {mod!r}"), rows):
                 blocks.append(aligner.apply(block))
                 checker.update(blocks[-1], offset)
-            checker.finish(stacklevel=3)
-            X = sparse.vstack(blocks, format="csr")
+            if blocks:
+                checker.finish(stacklevel=3)
+                X = sparse.vstack(blocks, format="csr")
+            else:  # a query with no cell in this layer (e.g. the ATAC-only cells of a mosaic)
+                X = sparse.csr_matrix((0, len(ref)), dtype=np.float32)
             obs = source.obs.copy() if rows is None else source.obs.iloc[rows].copy()
             ad = AnnData(X=X if layer is None else None, obs=obs, var=pd.DataFrame(index=ref))
             ref_var = reference_model.adata.mod[mod].var if reference_model.adata is not None else None

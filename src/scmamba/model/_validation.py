@@ -159,7 +159,7 @@ class Mosaic:
         return f"{self.n_obs:,} cells: " + ", ".join(parts)
 
 
-def check_paired(mdata: MuData, registered: Mapping[str, str]) -> Mosaic:
+def check_paired(mdata: MuData, registered: Mapping[str, str], *, training: bool = True) -> Mosaic:
     """Which registered modalities measure each cell of ``mdata.obs_names`` (by name); raise on what cannot work.
 
     Cells are paired across modalities by ``obs_names``; row orders may differ between modalities. A cell missing
@@ -171,6 +171,9 @@ def check_paired(mdata: MuData, registered: Mapping[str, str]) -> Mosaic:
     * some cells are measured in both contrasted modalities (the first two registered): the modalities are aligned
       through them;
     * every cell of ``mdata.obs_names`` is measured in at least one registered modality.
+
+    The second and third conditions are for training data only (``training=True``): data a trained model embeds
+    (a query, a selection such as the ATAC-only cells of a mosaic) needs neither pairs nor cells in every layer.
 
     Parameters
     ----------
@@ -198,7 +201,7 @@ def check_paired(mdata: MuData, registered: Mapping[str, str]) -> Mosaic:
                 "mdata.update())."
             )
         observed[modality] = np.asarray(mdata.obs_names.isin(names))
-        if not observed[modality].any():
+        if training and not observed[modality].any():
             detail = (
                 "has no cells"
                 if len(names) == 0
@@ -212,7 +215,7 @@ def check_paired(mdata: MuData, registered: Mapping[str, str]) -> Mosaic:
     if not mosaic.is_mosaic:
         return mosaic
     mod_a, mod_b = mosaic.modalities[:2]
-    if not (observed[mod_a] & observed[mod_b]).any():
+    if training and not (observed[mod_a] & observed[mod_b]).any():
         example = {m: list(mdata.mod[registered[m]].obs_names[:2]) for m in (mod_a, mod_b)}
         raise ValueError(
             f"No cell is measured in both {registered[mod_a]!r} ({mod_a}) and {registered[mod_b]!r} ({mod_b}) "
@@ -529,9 +532,11 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
     registered = registered_modalities(modalities)
     layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
     check_modalities_and_layers(mdata, registered, layers)
-    mosaic = check_paired(mdata, registered)
+    mosaic = check_paired(mdata, registered, training=source_registry is None)
     for modality, mod in registered.items():
         adata = mdata.mod[mod]
+        if adata.n_obs == 0:  # a query without cells in this layer (check_paired allows it for queries)
+            continue
         layer = layers[MODALITY_LAYER_ARGS[modality]]
         name = f"Modality {mod!r} ({modality}, layer {layer or 'X'})"
         check_unique_features(adata.var_names, name)
