@@ -54,7 +54,8 @@ def test_mosaic_that_cannot_be_trained(small):
         SCMAMBA.setup_mudata(empty, modalities=MODS)
     # batch_key read from a modality that lacks some cells
     mosaic = md.MuData({"rna": small["rna"].copy(), "atac": small["atac"][10:].copy()})
-    with pytest.raises(ValueError, match=r"batch_key 'batch' is read from mdata.mod\['atac'\].obs.*10 cells.*mdata.obs"):
+    message = r"batch_key 'batch' is read from mdata.mod\['atac'\].obs.*10 cells.*mdata.obs"
+    with pytest.raises(ValueError, match=message):
         SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities={**MODS, "batch_key": "atac"})
     mosaic.obs["batch"] = small.obs.loc[mosaic.obs_names, "batch"].values  # the fix the message gives
     SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities=MODS)

@@ -538,7 +538,8 @@ class SCMAMBA(UnsupervisedTrainingMixin, BaseModelClass):
         On a mosaic MuData (cells measured in one layer only, see :meth:`setup_mudata`) every cell gets a row, in
         the same space: ``'joint'`` is the normalised mean over the layers the cell was measured in (the joint
         embedding for paired cells, the one layer's embedding otherwise); a modality's embedding is NaN for the
-        cells not measured in it (with a warning). :meth:`get_latent_layers` gives, per row, the layers used.
+        cells not measured in it (with a warning). :meth:`get_latent_layers` gives, per row, the layers used. Data to
+        embed need not have pairs: a selection such as ``mdata[atac_only].copy()`` (no cell in the RNA layer) works.
         """
         self._check_if_trained(warn=True)
         batch_size = batch_size or 512
