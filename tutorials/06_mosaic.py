@@ -74,9 +74,10 @@ matches.to_frame().head()
 true_type = mdata.obs["cell_type"][atac_only].astype(str).values
 pred = matches.labels["label"].astype(str).values
 print(f"accuracy {accuracy_score(true_type, pred):.3f}, macro-F1 {f1_score(true_type, pred, average='macro'):.3f}")
-confident = matches.labels["confidence"] >= 0.5
-print(f"{confident.mean():.0%} of the cells have a confidence >= 0.5; their accuracy "
-      f"{accuracy_score(true_type[confident], pred[confident]):.3f}")  # fmt: skip
+confident = (matches.labels["confidence"] >= 0.5).values
+if confident.any():
+    print(f"{confident.mean():.0%} of the cells have a confidence >= 0.5; their accuracy "
+          f"{accuracy_score(true_type[confident], pred[confident]):.3f}")  # fmt: skip
 
 # %%
 fig = scmamba.pl.confusion_matrix(true_type, pred)
