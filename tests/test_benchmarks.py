@@ -324,3 +324,33 @@ def test_ablation_quick(tiny_ablation):
         assert 0 < r["train_s"] < r["wall_s"] and r["peak_rss_gb"] > 0
     assert rows[1]["train_s"] > rows[0]["train_s"]
     assert (tiny_ablation / "m" / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_mosaic_quick(tmp_path):
+    data = [_shared(DATASETS[d][0]) for d in ("snareseq", "abseq")]
+    stdout = _run("mosaic.py", ["--quick", "--data", *map(str, data), "--out", str(tmp_path)], tmp_path, timeout=900)
+    table = _last_table(stdout)
+    assert len(table) == 2 + 4, table  # header, separator, two methods per data set
+    rows = {}
+    for path in data:
+        result = json.loads((tmp_path / f"mosaic_{path.stem}_quick.json").read_text())
+        assert result["meta"]["quick"] and result["meta"]["label_key"] == "cell_type"
+        rows.update({(path.stem, r["method"]): r for r in result["rows"]})
+    assert set(rows) == {(data[0].stem, "scmamba"), (data[0].stem, "multivi"), (data[1].stem, "scmamba"),
+                         (data[1].stem, "totalvi")}  # fmt: skip
+    for (_, method), r in rows.items():
+        assert r["n_cells"] == 600 and r["epochs"] == 2
+        if method == "totalvi":  # protein-only cells cannot be embedded by TOTALVI: no metric, a note says why
+            assert "transfer_acc" not in r and "protein-only cells cannot be embedded" in r["note"]
+            continue
+        assert 0 <= r["transfer_acc"] <= 1 and 0 <= r["transfer_f1"] <= 1
+        for key in ("foscttm", "foscttm_rna_only", "foscttm_other_only"):
+            assert 0 <= r[key] <= 1
+
+
+def test_match_scaling_quick(tmp_path):
+    stdout = _run("match_scaling.py", ["--quick", "--out", str(tmp_path)], tmp_path, timeout=300)
+    (row,) = json.loads((tmp_path / "match_scaling_quick.json").read_text())["rows"]
+    assert row["n_query"] == 2000 and row["max_score_error"] < 1e-5 and row["peak_rss_gb"] > 0
+    assert "dense N x N" in stdout

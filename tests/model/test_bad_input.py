@@ -41,10 +41,24 @@ def test_missing_or_misnamed_modality(small):
         SCMAMBA.setup_mudata(small["rna"], modalities=MODS)
 
 
-def test_cells_not_paired(small):
-    unpaired = md.MuData({"rna": small["rna"].copy(), "atac": small["atac"][10:].copy()})
-    with pytest.raises(ValueError, match="not paired.*intersect_obs"):
-        SCMAMBA.setup_mudata(unpaired, modalities=MODS)
+def test_mosaic_that_cannot_be_trained(small):
+    """Cells missing from a modality are a mosaic (tests/model/test_mosaic.py); these mosaics are errors."""
+    # no cell measured in both layers (here: the same cells under other names in one modality)
+    atac = small["atac"].copy()
+    atac.obs_names = [f"{name}-atac" for name in atac.obs_names]
+    with pytest.raises(ValueError, match=r"No cell is measured in both 'rna' \(rna\) and 'atac'.*same obs_names"):
+        SCMAMBA.setup_mudata(md.MuData({"rna": small["rna"].copy(), "atac": atac}), modalities=MODS)
+    # a registered modality without cells
+    empty = md.MuData({"rna": small["rna"].copy(), "atac": small["atac"][:0].copy()})
+    with pytest.raises(ValueError, match=r"Modality 'atac' \(atac\) has no cells"):
+        SCMAMBA.setup_mudata(empty, modalities=MODS)
+    # batch_key read from a modality that lacks some cells
+    mosaic = md.MuData({"rna": small["rna"].copy(), "atac": small["atac"][10:].copy()})
+    message = r"batch_key 'batch' is read from mdata.mod\['atac'\].obs.*10 cells.*mdata.obs"
+    with pytest.raises(ValueError, match=message):
+        SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities={**MODS, "batch_key": "atac"})
+    mosaic.obs["batch"] = small.obs.loc[mosaic.obs_names, "batch"].values  # the fix the message gives
+    SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities=MODS)
 
 
 def _with_rna(small, X):

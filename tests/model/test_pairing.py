@@ -115,14 +115,17 @@ def test_backed_file_with_shuffled_rows(model_400, tmp_path):
     np.testing.assert_allclose(model.get_latent_representation(backed), expected["joint"], atol=1e-5)
 
 
-def test_missing_cells_error_and_its_fix(demo_mdata):
+def test_missing_cells_are_a_mosaic_and_intersect_obs_still_pairs(demo_mdata, caplog):
+    """Cells missing from a registered modality are cells measured without it: accepted and reported."""
     m = demo_mdata[:120].copy()
-    unpaired = md.MuData({"rna": m["rna"].copy(), "atac": m["atac"][10:].copy()})
-    with pytest.raises(ValueError, match=r"10 of the 120 cells.*missing from modality 'atac'.*intersect_obs"):
-        SCMAMBA.setup_mudata(unpaired, modalities=MODS)
-    mu.pp.intersect_obs(unpaired)  # the fix the message gives
-    SCMAMBA.setup_mudata(unpaired, modalities=MODS)
-    assert unpaired.n_obs == 110
+    mosaic = md.MuData({"rna": m["rna"].copy(), "atac": m["atac"][10:].copy()})
+    with caplog.at_level("INFO", logger="scmamba"):
+        SCMAMBA.setup_mudata(mosaic, modalities=MODS)
+    assert "Mosaic MuData: 120 cells: 110 paired (rna+atac), 10 rna only" in caplog.text
+    mu.pp.intersect_obs(mosaic)  # users who want the paired cells only keep doing this
+    SCMAMBA.setup_mudata(mosaic, modalities=MODS)
+    assert mosaic.n_obs == 110
+    assert not SCMAMBA._get_most_recent_anndata_manager(mosaic).mosaic.is_mosaic
 
 
 def test_extra_modality_on_a_subset_of_cells(demo_mdata):
@@ -136,14 +139,19 @@ def test_extra_modality_on_a_subset_of_cells(demo_mdata):
     model.train(max_epochs=1, batch_size=40, enable_progress_bar=False)
     assert model.get_latent_representation().shape == (120, 16)
 
-    # cells missing from a registered modality: the advice must keep the cells the extra modality lacks
+    # cells missing from a registered modality: a mosaic, whatever the extra modality holds
     partial = md.MuData({"rna": m["rna"].copy(), "atac": m["atac"][10:].copy(), "hto": hto})
-    with pytest.raises(ValueError, match=r"missing from modality 'atac'.*obs_names\.isin") as err:
-        SCMAMBA.setup_mudata(partial, modalities=MODS)
-    assert "would also drop" in str(err.value)
-    # the fix the message gives
-    fixed = partial[
-        partial.obs_names.isin(partial["rna"].obs_names) & partial.obs_names.isin(partial["atac"].obs_names)
-    ].copy()
+    SCMAMBA.setup_mudata(partial, modalities=MODS)
+    assert SCMAMBA._get_most_recent_anndata_manager(partial).mosaic.counts() == {"rna+atac": 110, "rna": 10}
+
+    # cells in the extra modality only are in no registered modality: an error whose fix keeps the others
+    extra = hto[:20].copy()
+    extra.obs_names = [f"hto_only_{i}" for i in range(20)]
+    orphan = md.MuData({"rna": m["rna"].copy(), "atac": m["atac"].copy(), "hto": extra})
+    with pytest.raises(ValueError, match=r"20 of the 140 cells.*none of the registered modalities.*\['hto'\] only"):
+        SCMAMBA.setup_mudata(orphan, modalities=MODS)
+    fixed = orphan[
+        orphan.obs_names.isin(orphan["rna"].obs_names) | orphan.obs_names.isin(orphan["atac"].obs_names)
+    ].copy()  # the fix the message gives
     SCMAMBA.setup_mudata(fixed, modalities=MODS)
-    assert fixed.n_obs == 110 and fixed["hto"].n_obs == 50
+    assert fixed.n_obs == 120

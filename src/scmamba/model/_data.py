@@ -21,8 +21,9 @@ from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, AnnTorchDat
 from scvi.dataloaders import DataSplitter
 from torch.utils.data import Subset
 
-from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
 from ._validation import (
+    Mosaic,
     check_modalities_and_layers,
     check_paired,
     features_differ,
@@ -49,15 +50,22 @@ class PairedAnnTorchDataset(AnnTorchDataset):
     """:class:`~scvi.data.AnnTorchDataset` whose modality-level data are read at each cell's row in its modality.
 
     ``rows`` maps a data registry key to the row, in that key's modality, of every ``mdata.obs_names`` cell (keys
-    whose modality is in ``mdata.obs_names`` order are left out and read as scvi-tools does).
+    whose modality is in ``mdata.obs_names`` order are left out and read as scvi-tools does). A row of -1 is a cell
+    not measured in that modality (mosaic data): its row in the minibatch is empty (no counts).
+
+    ``observed`` (mosaic data only) maps each modality kind to a boolean array over ``mdata.obs_names``; every
+    minibatch then carries it as ``observed_<modality>`` (:data:`~scmamba._constants.OBSERVED_KEY`), a
+    ``(cells, 1)`` boolean array, so that the module uses only the measured rows.
     """
 
-    def __init__(self, adata_manager, *, rows: dict[str, np.ndarray], **kwargs):
+    def __init__(self, adata_manager, *, rows: dict[str, np.ndarray], observed: dict[str, np.ndarray] | None = None,
+                 **kwargs):  # fmt: skip
         super().__init__(adata_manager, **kwargs)
         self.rows = rows
+        self.observed = observed or {}
 
     def __getitem__(self, indexes):
-        if not self.rows:
+        if not self.rows and not self.observed:
             return super().__getitem__(indexes)
         if isinstance(indexes, int | np.integer):
             indexes = [indexes]
@@ -80,14 +88,25 @@ class PairedAnnTorchDataset(AnnTorchDataset):
                     continue
                 self._keys_and_dtypes = {key: keys[key]}
                 pos = self.rows[key][indexes]
-                if not backed:
-                    out[key] = super().__getitem__(pos)[key]
-                    continue
-                uniq, inverse = np.unique(pos, return_inverse=True)  # backed files read increasing rows
-                out[key] = _take_rows(super().__getitem__(uniq)[key], inverse)
+                present = pos >= 0
+                if present.all():
+                    out[key] = self._read(key, pos, backed)
+                elif present.any():  # mosaic: cells not measured in this modality get empty rows
+                    out[key] = _expand_rows(self._read(key, pos[present], backed), present)
+                else:  # no row to read (the modality may have none): an empty read gives the type and width
+                    out[key] = _expand_rows(self._read(key, pos[:0], backed), present)
         finally:
             self._keys_and_dtypes = keys
-        return {k: out[k] for k in keys if k in out}
+        out = {k: out[k] for k in keys if k in out}
+        for modality, observed in self.observed.items():
+            out[OBSERVED_KEY.format(modality)] = observed[indexes][:, None]
+        return out
+
+    def _read(self, key, pos: np.ndarray, backed: bool):
+        if not backed:
+            return super().__getitem__(pos)[key]
+        uniq, inverse = np.unique(pos, return_inverse=True)  # backed files read increasing rows
+        return _take_rows(super().__getitem__(uniq)[key], inverse)
 
 
 def _take_rows(data, rows: np.ndarray):
@@ -102,13 +121,53 @@ def _take_rows(data, rows: np.ndarray):
     return np.asarray(data)[rows]
 
 
+def _expand_rows(block, present: np.ndarray):
+    """Rows of ``block`` at the ``present`` positions of a ``len(present)``-row result, empty (zero) rows elsewhere.
+
+    ``block`` has ``present.sum()`` rows, in order (with no row present, it may hold any rows: only its type, width
+    and dtype are used). Torch sparse CSR stays sparse: the empty rows add no stored values.
+    """
+    n, k = len(present), int(present.sum())
+    if isinstance(block, torch.Tensor) and block.layout == torch.sparse_csr:
+        counts = torch.zeros(n, dtype=block.crow_indices().dtype)
+        if k:
+            counts[torch.as_tensor(np.flatnonzero(present))] = block.crow_indices().diff()
+            cols, values = block.col_indices(), block.values()
+        else:
+            cols, values = block.col_indices()[:0], block.values()[:0]
+        crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
+        return torch.sparse_csr_tensor(crow, cols, values, size=(n, block.shape[1]))
+    if isinstance(block, torch.Tensor):
+        out = block.new_zeros((n, *block.shape[1:]))
+        if k:
+            out[torch.as_tensor(present)] = block
+        return out
+    if sparse.issparse(block):
+        block = sparse.csr_matrix(block)
+        counts = np.zeros(n, dtype=block.indptr.dtype)
+        if k:
+            counts[present] = np.diff(block.indptr)
+            indices, data = block.indices, block.data
+        else:
+            indices, data = block.indices[:0], block.data[:0]
+        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(block.indptr.dtype)
+        return sparse.csr_matrix((data, indices, indptr), shape=(n, block.shape[1]))
+    block = np.asarray(block)
+    out = np.zeros((n, *block.shape[1:]), dtype=block.dtype)
+    if k:
+        out[present] = block
+    return out
+
+
 class PairedMuDataManager(AnnDataManager):
     """:class:`~scvi.data.AnnDataManager` for SCMAMBA's paired MuData.
 
     * Every registration (set-up, a query, ``load``) runs :func:`~scmamba.model._validation.validate_mudata`:
       the same checks and messages for training and query data.
     * Pairing is checked on the registered modalities only (by ``obs_names``); other modalities of the MuData,
-      e.g. hashtags measured on some cells, are not used and do not block set-up.
+      e.g. hashtags measured on some cells, are not used and do not block set-up. Cells missing from a registered
+      modality are cells measured without it (a mosaic, :attr:`mosaic`): their rows there are empty and every
+      minibatch says which cells each modality measured.
     * Before every data loader (training, embedding), :meth:`check_data` compares the registry with the data:
       the registered features, layers and cells must still be there; a replaced matrix is validated again.
     """
@@ -119,6 +178,9 @@ class PairedMuDataManager(AnnDataManager):
             validation_checks = AnnDataManagerValidationCheck(check_fully_paired_mudata=False)
         super().__init__(fields=fields, setup_method_args=setup_method_args, validation_checks=validation_checks)
         self._fingerprints: dict[str, tuple] = {}
+        #: Which registered modalities measure each ``mdata.obs_names`` cell (set at registration).
+        self.mosaic: Mosaic | None = None
+        self._training_data = True  # set at registration: a query need not have pairs or cells in every layer
 
     @property
     def _setup_args(self) -> dict:
@@ -132,9 +194,13 @@ class PairedMuDataManager(AnnDataManager):
 
     def register_fields(self, adata, source_registry=None, **transfer_kwargs):
         """Validate the MuData (:func:`~scmamba.model._validation.validate_mudata`), then register it."""
-        validate_mudata(adata, self._setup_args, source_registry=source_registry)
+        mosaic = validate_mudata(adata, self._setup_args, source_registry=source_registry)
+        self._training_data = source_registry is None
         super().register_fields(adata, source_registry, **transfer_kwargs)
         self._fingerprints = self._current_fingerprints()
+        self.mosaic = mosaic
+        if mosaic.is_mosaic:
+            logger.info("Mosaic MuData: %s.", mosaic.describe())
 
     def transfer_fields(self, adata_target, **kwargs):
         """Register query data with this setup; new batch categories are added (embedding does not use them)."""
@@ -188,7 +254,7 @@ class PairedMuDataManager(AnnDataManager):
                     "changed MuData and build a new model; to embed it with a trained model, align it with "
                     "SCMAMBA.prepare_query_mudata(mdata, model)."
                 )
-        check_paired(mdata, list(registered.values()))
+        self.mosaic = check_paired(mdata, registered, training=self._training_data)
         if self._current_fingerprints() != self._fingerprints or not self._codes_columns_ok():
             logger.info("A registered matrix or obs column changed: validating and registering the MuData again.")
             source = deepcopy(self._registry)
@@ -201,7 +267,11 @@ class PairedMuDataManager(AnnDataManager):
             self._fingerprints = self._current_fingerprints()
 
     def create_torch_dataset(self, indices=None, data_and_attributes=None, load_sparse_tensor=False):
-        """A dataset that reads every modality at the row of each ``mdata.obs_names`` cell (pairing by name)."""
+        """A dataset that reads every modality at the row of each ``mdata.obs_names`` cell (pairing by name).
+
+        On mosaic data, cells not measured in a modality get an empty row there, and every minibatch carries the
+        ``observed_<modality>`` masks; fully paired data gets neither.
+        """
         self.check_data()
         rows = {}
         for key, loc in self.data_registry.items():
@@ -211,9 +281,11 @@ class PairedMuDataManager(AnnDataManager):
             pos = row_positions(self.adata, mod)
             if pos is not None:
                 rows[key] = pos
+        observed = self.mosaic.observed if self.mosaic.is_mosaic else None
         dataset = PairedAnnTorchDataset(
-            self, rows=rows, getitem_tensors=data_and_attributes, load_sparse_tensor=load_sparse_tensor
-        )
+            self, rows=rows, observed=observed, getitem_tensors=data_and_attributes,
+            load_sparse_tensor=load_sparse_tensor,
+        )  # fmt: skip
         return dataset if indices is None else Subset(dataset, indices)
 
 

@@ -263,7 +263,14 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             f"SCMAMBA: modalities {n_features}, tokens {tokens}, n_latent {n_latent}, d_model {d_model}, "
             f"n_layers {n_layers}, pooling {pooling!r}, lambda_rec {lambda_rec}, {n_params / 1e6:.2f}M parameters."
         )
+        self._model_summary_string += self._mosaic_summary()
         self.init_params_ = self._get_init_params(locals())
+
+    def _mosaic_summary(self) -> str:
+        mosaic = getattr(self.adata_manager, "mosaic", None)
+        if mosaic is None or not mosaic.is_mosaic:
+            return ""
+        return f" Mosaic data, {mosaic.describe()}."
 
     def _feature_log_frequency(self) -> dict[str, np.ndarray]:
         """Log share of all counts per feature (ATAC: of all open peaks), read in row blocks; initial decoder biases."""
@@ -308,12 +315,13 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         modalities: dict[str, str] | None = None,
         **kwargs,
     ):
-        """Register a paired MuData (RNA+ATAC, RNA+protein or ATAC+protein) for SCMAMBA.
+        """Register a paired or partially paired (mosaic) MuData (RNA+ATAC, RNA+protein or ATAC+protein) for SCMAMBA.
 
         Parameters
         ----------
         mdata
-            MuData with raw counts; every cell measured in the registered modalities.
+            MuData with raw counts. A cell may be missing from one registered modality (measured in the other only:
+            a mosaic of paired and single-modality cells, see Notes).
         rna_layer, atac_layer, protein_layer
             Layer with raw counts of each modality (``None``: ``.X``).
         batch_key
@@ -331,9 +339,20 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         -----
         **Pairing.** Cells are matched across modalities by ``obs_names``, not by row position: the modalities may
         hold the same cells in different row orders (e.g. read from separate files), and every result (embeddings,
-        training minibatches) follows ``mdata.obs_names``. Every cell of ``mdata.obs_names`` must be measured in
-        each registered modality; otherwise the error says how to keep the cells measured in all of them. Other
-        modalities of the MuData (e.g. hashtags measured on some cells) are not used and need not be paired.
+        training minibatches) follows ``mdata.obs_names``. Other modalities of the MuData (e.g. hashtags measured
+        on some cells) are not used and need not be paired.
+
+        **Mosaic data.** A cell absent from a registered modality's ``obs`` was not measured in it (the MuData
+        convention): e.g. ``MuData({'rna': rna, 'atac': atac})`` built from a multiome sample plus an scRNA-seq and
+        an scATAC-seq experiment. Such a MuData is accepted and reported (``logging`` at INFO, and in the model's
+        summary: how many cells are paired and how many have one layer only). Training uses every cell: paired
+        cells through the cross-modal terms (contrastive alignment, each layer predicting the other) and every
+        cell through the reconstruction of its own measured layers from its own embedding; the cells of one layer
+        only reach the shared space through the paired ones. Set-up fails, with what to fix, when no cell is
+        measured in both layers, when a registered modality has no cells, when a cell of ``mdata.obs`` is in no
+        registered modality, or when ``batch_key`` is read from a modality that lacks some cells (put it into
+        ``mdata.obs``). :meth:`get_latent_representation` gives one row per cell (:meth:`get_latent_layers` says
+        from which layers). Fully paired data is trained exactly as before (no masks).
 
         **Checks.** The same checks run for this set-up and for every query (``get_latent_representation`` on a new
         MuData, :meth:`load`, :meth:`load_query_data`): modality and layer names, unique cell and feature names,
@@ -548,6 +567,12 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ``(cells, n_latent)`` array; rows in ``mdata.obs_names`` order for a MuData (cells are paired across
         modalities by ``obs_names``, whatever each modality's row order, for every ``modality``), in the AnnData's
         row order for an AnnData; ``indices`` refer to those rows.
+
+        On a mosaic MuData (cells measured in one layer only, see :meth:`setup_mudata`) every cell gets a row, in
+        the same space: ``'joint'`` is the normalised mean over the layers the cell was measured in (the joint
+        embedding for paired cells, the one layer's embedding otherwise); a modality's embedding is NaN for the
+        cells not measured in it (with a warning). :meth:`get_latent_layers` gives, per row, the layers used. Data to
+        embed need not have pairs: a selection such as ``mdata[atac_only].copy()`` (no cell in the RNA layer) works.
         """
         self._check_if_trained(warn=True)
         batch_size = batch_size or 512
@@ -556,24 +581,99 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             if modality == "joint":
                 raise ValueError("An AnnData holds one modality: pass modality='rna', 'atac' or 'protein'.")
             return self._embed_anndata(adata, modality, indices=indices, batch_size=batch_size, layer=layer)
-        if modality != "joint" and modality not in self.modalities:
-            raise ValueError(f"modality must be 'joint' or one of {self.modalities}, got {modality!r}.")
-        mods = self.modalities if modality == "joint" else [modality]
+        mods = self._latent_modalities(modality)
         if adata is not None:
             if not isinstance(adata, MuData):
                 raise TypeError(f"Expected a MuData or AnnData, got {type(adata).__name__}.")
             self._check_mudata_features(adata, mods)
         adata = self._validate_anndata(adata)
+        mosaic = self.get_anndata_manager(adata, required=True).mosaic
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size, load_sparse_tensor=True)
         chunks = []
         for tensors in loader:
             out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
-            chunks.append(self._combine([out[f"z_{m}"] for m in mods]).cpu())
-        return torch.cat(chunks).numpy()
+            zs = [out[f"z_{m}"] for m in mods]
+            if mosaic is not None and mosaic.is_mosaic:
+                chunks.append(self._combine_observed(zs, [out[f"observed_{m}"] for m in mods]).cpu())
+            else:
+                chunks.append(self._combine(zs).cpu())
+        z = torch.cat(chunks).numpy()
+        if mosaic is not None and mosaic.is_mosaic:
+            n_none = int(np.isnan(z[:, 0]).sum())
+            if n_none:
+                warnings.warn(
+                    f"{n_none:,} of the {len(z):,} cells embedded were not measured in {modality!r}: their rows are "
+                    f"NaN. Use modality='joint' for one embedding of every cell (each from the layers it has), or keep "
+                    f"the measured cells: model.get_latent_layers(mdata, modality={modality!r}) != 'none'.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        return z
+
+    def _latent_modalities(self, modality: str) -> list[str]:
+        if modality != "joint" and modality not in self.modalities:
+            raise ValueError(f"modality must be 'joint' or one of {self.modalities}, got {modality!r}.")
+        return self.modalities if modality == "joint" else [modality]
 
     @staticmethod
     def _combine(zs: list[torch.Tensor]) -> torch.Tensor:
         return zs[0] if len(zs) == 1 else F.normalize(torch.stack(zs).mean(0), dim=-1)
+
+    @staticmethod
+    def _combine_observed(zs: list[torch.Tensor], observed: list[torch.Tensor]) -> torch.Tensor:
+        """Normalised mean of the embeddings each cell has (mosaic data); NaN for a cell with none of them."""
+        mask = torch.stack(observed).to(zs[0].dtype).unsqueeze(-1)  # (modalities, cells, 1)
+        total = (torch.stack(zs) * mask).sum(0)
+        z = F.normalize(total, dim=-1)
+        return z.masked_fill(mask.sum(0) == 0, float("nan"))
+
+    def get_latent_layers(
+        self,
+        adata: MuData | None = None,
+        *,
+        modality: Modality = "joint",
+        indices: Sequence[int] | None = None,
+    ) -> pd.Series:
+        """Which layers each row of :meth:`get_latent_representation` (same arguments) was computed from.
+
+        Parameters
+        ----------
+        adata
+            A MuData like the training data (``None``: the training data).
+        modality
+            As in :meth:`get_latent_representation`.
+        indices
+            Cells (rows of ``mdata.obs_names``), default all.
+
+        Returns
+        -------
+        Categorical Series indexed by ``obs_names``: the layers joined by ``'+'`` (``'rna+atac'`` for a paired cell
+        with ``modality='joint'``, ``'rna'`` for an RNA-only cell), ``'none'`` where the row is NaN (a cell not
+        measured in ``modality``). ``series.value_counts()`` reports the mosaic. Nothing is written to ``adata``;
+        to keep it, e.g. ``mdata.obs['scmamba_layers'] = model.get_latent_layers(mdata)``.
+        """
+        mods = self._latent_modalities(modality)
+        if adata is not None and not isinstance(adata, MuData):
+            raise TypeError(
+                f"get_latent_layers needs a MuData, got {type(adata).__name__}; an AnnData's rows all come from its "
+                "one layer."
+            )
+        adata = self._validate_anndata(adata)
+        mosaic = self.get_anndata_manager(adata, required=True).mosaic
+        if mosaic is None:  # registered before mosaic support: fully paired by construction
+            mosaic = check_paired(adata, self.modality_mods_)
+        rows = slice(None) if indices is None else np.asarray(indices)
+        layers = np.full(adata.n_obs, "", dtype=object)
+        for m in mods:
+            obs = mosaic.observed[m]
+            layers[obs] = np.where(layers[obs] == "", m, layers[obs] + "+" + m)
+        layers[layers == ""] = "none"
+        layers = layers[rows]
+        names = adata.obs_names[rows]
+        order = [c for c in mosaic.counts() if set(c.split("+")) <= set(mods)]
+        categories = list(dict.fromkeys([*order, *sorted(set(layers)), "none"]))
+        values = pd.Categorical(layers, categories=categories).remove_unused_categories()
+        return pd.Series(values, index=names, name="scmamba_layers")
 
     def _embed_anndata(self, adata: AnnData, modality: str, *, indices, batch_size: int, layer: str | None):
         if modality not in self.modalities:
@@ -604,10 +704,10 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """A copy of ``mdata`` whose modalities have exactly the reference model's features, in its order.
 
         Features the query lacks are zero-filled (with a warning saying how many); extra features are dropped.
-        Cells are paired by ``obs_names``: every modality of the copy holds the cells of ``mdata.obs_names`` in that
-        order. ``obs`` and modality names are kept; modalities the model does not use are left out. The query gets
-        the checks of :meth:`setup_mudata` (layers, names, pairing, values); backed (``backed='r'``) data are read
-        in blocks and the copy is in memory. The input is not modified.
+        Cells are paired by ``obs_names``: every modality of the copy holds its cells in ``mdata.obs_names`` order
+        (all of them for paired data; a mosaic stays a mosaic). ``obs`` and modality names are kept; modalities the
+        model does not use are left out. The query gets the checks of :meth:`setup_mudata` (layers, names, pairing,
+        values); backed (``backed='r'``) data are read in blocks and the copy is in memory. The input is not modified.
         """
         if not isinstance(mdata, MuData):
             raise TypeError(
@@ -619,7 +719,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         setup_args = reference_model.adata_manager.registry["setup_args"]
         layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
         check_modalities_and_layers(mdata, registered, layers)
-        check_paired(mdata, list(registered.values()))
+        check_paired(mdata, registered, training=False)
         mods = {}
         for modality, mod in registered.items():
             source, layer = mdata.mod[mod], layers[MODALITY_LAYER_ARGS[modality]]
@@ -627,13 +727,19 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             ref = reference_model._reference_features(modality)
             aligner = FeatureAligner(source.var_names, ref, name=name, stacklevel=3)
             rows = row_positions(mdata, mod)  # None: the modality is in mdata.obs_names order already
-            checker = CountChecker(name=name, modality=modality, n_rows=mdata.n_obs)
+            if rows is not None:
+                rows = rows[rows >= 0]  # mosaic: the cells this modality measured, in mdata.obs_names order
+            n_rows = mdata.n_obs if rows is None else len(rows)
+            checker = CountChecker(name=name, modality=modality, n_rows=n_rows)
             blocks = []
             for offset, block in iter_row_blocks(layer_matrix(source, layer, what=f"modality {mod!r}"), rows):
                 blocks.append(aligner.apply(block))
                 checker.update(blocks[-1], offset)
-            checker.finish(stacklevel=3)
-            X = sparse.vstack(blocks, format="csr")
+            if blocks:
+                checker.finish(stacklevel=3)
+                X = sparse.vstack(blocks, format="csr")
+            else:  # a query with no cell in this layer (e.g. the ATAC-only cells of a mosaic)
+                X = sparse.csr_matrix((0, len(ref)), dtype=np.float32)
             obs = source.obs.copy() if rows is None else source.obs.iloc[rows].copy()
             ad = AnnData(X=X if layer is None else None, obs=obs, var=pd.DataFrame(index=ref))
             ref_var = reference_model.adata.mod[mod].var if reference_model.adata is not None else None
@@ -643,6 +749,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 ad.layers[layer] = X
             mods[mod] = ad
         out = MuData(mods)
+        order = mdata.obs_names[mdata.obs_names.isin(out.obs_names)]
+        if not out.obs_names.equals(order):  # a mosaic: MuData puts the union in modality order
+            out = out[order].copy()
         out.obs = mdata.obs.loc[out.obs_names].copy() if mdata.obs.shape[1] else out.obs
         return out
 

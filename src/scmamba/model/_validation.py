@@ -6,14 +6,16 @@
 one-modality (AnnData) path and ``prepare_query_mudata`` use the same checks block by block.
 
 Pairing rule: cells are matched across modalities by ``obs_names``, never by row position; results follow
-``mdata.obs_names``.
+``mdata.obs_names``. A cell absent from a registered modality's ``obs`` was not measured in that modality (a mosaic
+of paired and single-modality cells, :class:`Mosaic`).
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,7 +23,7 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from .._constants import DEFAULT_MOD_NAMES, MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from .._constants import DEFAULT_MOD_NAMES, MODALITIES, MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
 
 logger = logging.getLogger(__name__)
 
@@ -110,19 +112,86 @@ def layer_matrix(adata: AnnData, layer: str | None, *, what: str = "the AnnData"
     return X
 
 
-def check_paired(mdata: MuData, mod_names: Sequence[str]) -> None:
-    """Every cell of ``mdata.obs_names`` must be measured in every registered modality (matched by name).
+@dataclass(frozen=True)
+class Mosaic:
+    """Which registered modalities measure each ``mdata.obs_names`` cell.
 
-    Row orders may differ between modalities: cells are paired by ``obs_names``. Cells missing from a registered
-    modality are an error whose advice keeps the cells measured in all registered modalities.
+    A cell is absent from a modality's ``obs`` when that modality was not measured on it: the MuData convention for
+    partially paired data.
+
+    ``observed`` maps each modality kind (``'rna'``, ``'atac'``, ``'protein'``, in :data:`MODALITIES` order) to a
+    boolean array over ``mdata.obs_names``.
     """
-    mod_names = list(mod_names)
+
+    observed: dict[str, np.ndarray]
+
+    @property
+    def modalities(self) -> list[str]:
+        """Registered modality kinds, e.g. ``['rna', 'atac']``."""
+        return list(self.observed)
+
+    @property
+    def n_obs(self) -> int:
+        """Cells of the MuData."""
+        return len(next(iter(self.observed.values())))
+
+    @property
+    def is_mosaic(self) -> bool:
+        """Some cell is missing from some registered modality."""
+        return not all(bool(v.all()) for v in self.observed.values())
+
+    def layers(self) -> np.ndarray:
+        """Per cell, the measured layers joined by ``'+'`` (e.g. ``'rna+atac'``, ``'rna'``), as a string array."""
+        out = np.full(self.n_obs, "", dtype=object)
+        for modality, obs in self.observed.items():
+            out[obs] = np.where(out[obs] == "", modality, out[obs] + "+" + modality)
+        return out
+
+    def counts(self) -> dict[str, int]:
+        """Cells per measured set of layers, most layers first: ``{'rna+atac': 3436, 'rna': 3437, ...}``."""
+        layers = pd.Series(self.layers())
+        order = sorted(layers.unique(), key=lambda v: (-v.count("+"), self.modalities.index(v.split("+")[0])))
+        return {name: int((layers == name).sum()) for name in order}
+
+    def describe(self) -> str:
+        """One line, e.g. ``'10,309 cells: 3,436 paired (rna+atac), 3,437 rna only, 3,436 atac only'``."""
+        parts = [f"{n:,} paired ({name})" if "+" in name else f"{n:,} {name} only" for name, n in self.counts().items()]
+        return f"{self.n_obs:,} cells: " + ", ".join(parts)
+
+
+def check_paired(mdata: MuData, registered: Mapping[str, str], *, training: bool = True) -> Mosaic:
+    """Which registered modalities measure each cell of ``mdata.obs_names`` (by name); raise on what cannot work.
+
+    Cells are paired across modalities by ``obs_names``; row orders may differ between modalities. A cell missing
+    from a registered modality's ``obs`` is a cell not measured in that modality: the MuData is a *mosaic*
+    (partially paired data). Accepted as long as
+
+    * the MuData has cells, and no duplicated cell names (in ``mdata`` or in a registered modality);
+    * every registered modality has cells of ``mdata.obs_names``;
+    * some cells are measured in both contrasted modalities (the first two registered): the modalities are aligned
+      through them;
+    * every cell of ``mdata.obs_names`` is measured in at least one registered modality.
+
+    The second and third conditions are for training data only (``training=True``): data a trained model embeds
+    (a query, a selection such as the ATAC-only cells of a mosaic) needs neither pairs nor cells in every layer.
+
+    Parameters
+    ----------
+    mdata
+        The MuData.
+    registered
+        Modality kind -> MuData modality name, e.g. ``{'rna': 'rna', 'atac': 'atac'}``.
+    """
+    registered = dict(registered)
     if mdata.n_obs == 0:
-        raise ValueError("The MuData has no cells (an empty selection?); SCMAMBA needs paired cells.")
+        raise ValueError("The MuData has no cells (an empty selection?); SCMAMBA needs cells measured in both layers.")
     if mdata.obs_names.has_duplicates:
         raise ValueError("The MuData has duplicated cell names; make them unique (mdata.obs_names_make_unique()).")
-    missing = {}
-    for mod in mod_names:
+    observed = {}
+    for modality in MODALITIES:
+        if modality not in registered:
+            continue
+        mod = registered[modality]
         names = mdata.mod[mod].obs_names
         if names.has_duplicates:
             dups = names[names.duplicated()].unique()
@@ -131,38 +200,53 @@ def check_paired(mdata: MuData, mod_names: Sequence[str]) -> None:
                 "modalities by name, so make them unique first (adata.obs_names_make_unique(), then "
                 "mdata.update())."
             )
-        absent = ~mdata.obs_names.isin(names)
-        if absent.any():
-            missing[mod] = mdata.obs_names[absent]
-    if not missing:
-        return
-    mod, absent = next(iter(missing.items()))
-    others = [m for m in mdata.mod if m not in mod_names]
-    if others:
-        shared = " & ".join(f"mdata.obs_names.isin(mdata[{m!r}].obs_names)" for m in mod_names)
-        fix = (
-            f"mdata = mdata[{shared}].copy() (muon.pp.intersect_obs would also drop the cells missing from the "
-            f"unregistered modalities {others})"
+        observed[modality] = np.asarray(mdata.obs_names.isin(names))
+        if training and not observed[modality].any():
+            detail = (
+                "has no cells"
+                if len(names) == 0
+                else f"has {len(names):,} cells but none of them is in mdata.obs_names (call mdata.update())"
+            )
+            raise ValueError(
+                f"Modality {mod!r} ({modality}) {detail}; every registered modality needs cells. Register only the "
+                "modalities that were measured, or add that modality's cells."
+            )
+    mosaic = Mosaic(observed)
+    if not mosaic.is_mosaic:
+        return mosaic
+    mod_a, mod_b = mosaic.modalities[:2]
+    if training and not (observed[mod_a] & observed[mod_b]).any():
+        example = {m: list(mdata.mod[registered[m]].obs_names[:2]) for m in (mod_a, mod_b)}
+        raise ValueError(
+            f"No cell is measured in both {registered[mod_a]!r} ({mod_a}) and {registered[mod_b]!r} ({mod_b}) "
+            f"({mosaic.describe()}). SCMAMBA aligns the two layers through cells measured in both, matched by "
+            f"obs_names, so it cannot integrate fully unpaired data. If the same cells are in both modalities under "
+            f"different names (e.g. {example}), give them the same obs_names; otherwise add paired cells (e.g. a "
+            "multiome sample of the same tissue)."
         )
-    else:
-        fix = "muon.pp.intersect_obs(mdata) (in place)"
-    detail = ", ".join(f"{len(v)} from {m!r}" for m, v in missing.items())
-    raise ValueError(
-        f"Cells are not paired across modalities: {len(absent)} of the {mdata.n_obs} cells of the MuData are "
-        f"missing from modality {mod!r} (e.g. {list(absent[:3])}; missing: {detail}). Cells are matched by "
-        f"obs_names and SCMAMBA trains on cells measured in every registered modality: keep those first with {fix}."
-    )
+    nowhere = ~np.logical_or.reduce(list(observed.values()))
+    if nowhere.any():
+        absent = mdata.obs_names[nowhere]
+        keep = " | ".join(f"mdata.obs_names.isin(mdata[{mod!r}].obs_names)" for mod in registered.values())
+        others = [m for m in mdata.mod if m not in registered.values()]
+        where = f" (they are in {others} only)" if others else ""
+        raise ValueError(
+            f"{nowhere.sum():,} of the {mdata.n_obs:,} cells of the MuData are in none of the registered modalities "
+            f"{list(registered.values())}{where}, e.g. {list(absent[:3])}: they have nothing to embed. Keep the cells "
+            f"measured in at least one of them: mdata = mdata[{keep}].copy()."
+        )
+    return mosaic
 
 
 def row_positions(mdata: MuData, mod: str) -> np.ndarray | None:
-    """Row of each ``mdata.obs_names`` cell in modality ``mod`` (``None`` when the rows are already in that order)."""
+    """Row of each ``mdata.obs_names`` cell in modality ``mod``, -1 where the cell is not in that modality.
+
+    ``None`` when the modality's rows are already in ``mdata.obs_names`` order (and it has every cell).
+    """
     names = mdata.mod[mod].obs_names
     if names.equals(mdata.obs_names):
         return None
-    pos = names.get_indexer(mdata.obs_names)
-    if (pos < 0).any():
-        check_paired(mdata, [mod])
-    return pos
+    return names.get_indexer(mdata.obs_names)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -425,7 +509,7 @@ def features_message(mod: str, modality: str, difference: str) -> str:
     )
 
 
-def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapping | None = None) -> None:
+def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapping | None = None) -> Mosaic:
     """All checks of a MuData before it is registered: names and pairing, features, values, obs columns.
 
     Parameters
@@ -437,6 +521,10 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
     source_registry
         The registry of the model the data is registered for (query, load): its features must be the model's
         features. ``None`` for a fresh set-up, which checks that genomic coordinates can be found instead.
+
+    Returns
+    -------
+    Which registered modalities measure each cell (:func:`check_paired`).
     """
     if not isinstance(mdata, MuData):
         raise TypeError(f"Expected a mudata.MuData, got {type(mdata).__name__}.")
@@ -444,9 +532,11 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
     registered = registered_modalities(modalities)
     layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
     check_modalities_and_layers(mdata, registered, layers)
-    check_paired(mdata, list(registered.values()))
+    mosaic = check_paired(mdata, registered, training=source_registry is None)
     for modality, mod in registered.items():
         adata = mdata.mod[mod]
+        if adata.n_obs == 0:  # a query without cells in this layer (check_paired allows it for queries)
+            continue
         layer = layers[MODALITY_LAYER_ARGS[modality]]
         name = f"Modality {mod!r} ({modality}, layer {layer or 'X'})"
         check_unique_features(adata.var_names, name)
@@ -458,4 +548,16 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
         if source_registry is None:
             check_genomic_order(adata.var, modality, setup_args.get(f"{modality}_annotation"), name=name)
     if setup_args.get("batch_key") is not None:
-        check_obs_column(mdata, setup_args["batch_key"], modalities.get("batch_key"))
+        batch_mod = modalities.get("batch_key")
+        check_obs_column(mdata, setup_args["batch_key"], batch_mod)
+        if batch_mod is not None:
+            missing = int((~mdata.obs_names.isin(mdata.mod[batch_mod].obs_names)).sum())
+            if missing:
+                raise ValueError(
+                    f"batch_key {setup_args['batch_key']!r} is read from mdata.mod[{batch_mod!r}].obs, but {missing:,} "
+                    f"cells of the MuData are not in modality {batch_mod!r} ({mosaic.describe()}), so they "
+                    f"would have no batch. Put a batch column for every cell into mdata.obs (e.g. "
+                    f"mdata.obs['batch'] = ..., one value per mdata.obs_names cell) and set it up without "
+                    "modalities['batch_key']."
+                )
+    return mosaic

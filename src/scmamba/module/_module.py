@@ -179,7 +179,9 @@ class ScMambaModule(BaseModuleClass):
         """Per modality: embeddings ``z_<m>`` (L2-normalised), raw non-zeros ``counts_<m>``, ``observed_<m>`` mask.
 
         ``observed_<m>`` (``(cells, 1)``, optional) marks the cells measured in modality ``m`` (mosaic data); the
-        rows of the others are empty and their embeddings are not used by the loss.
+        rows of the others are empty: only the measured rows go through the encoder (so that the empty rows neither
+        cost compute nor enter the encoder's BatchNorm statistics), and the others get a zero embedding, which the
+        loss does not use.
         """
         out = {}
         for key, x in inputs.items():
@@ -187,14 +189,22 @@ class ScMambaModule(BaseModuleClass):
                 continue
             m = key[2:]
             counts = SparseRows.from_tensor(x)
-            out[f"z_{m}"] = self.embed(m, counts)
-            out[f"counts_{m}"] = counts
             observed = inputs.get(f"observed_{m}")
-            out[f"observed_{m}"] = (
+            observed = (
                 torch.ones(counts.n_rows, dtype=torch.bool, device=x.device)
                 if observed is None
                 else observed.view(-1).bool()
             )
+            n_observed = int(observed.sum())
+            # BatchNorm cannot train on a single row: then every row is encoded (the empty ones too), as without masks
+            if n_observed == counts.n_rows or (self.training and n_observed < 2):
+                out[f"z_{m}"] = self.embed(m, counts)
+            else:
+                z = self.embed(m, counts.take_rows(observed)) if n_observed else None
+                full = torch.zeros(counts.n_rows, self.n_latent, device=x.device, dtype=torch.float32)
+                out[f"z_{m}"] = full if z is None else full.index_put((observed,), z.to(full.dtype))
+            out[f"counts_{m}"] = counts
+            out[f"observed_{m}"] = observed
         return out
 
     def _get_generative_input(self, tensors, inference_outputs):
@@ -247,7 +257,7 @@ class ScMambaModule(BaseModuleClass):
         z_a, z_b = inference_outputs[f"z_{mod_a}"], inference_outputs[f"z_{mod_b}"]
         n_obs = z_a.shape[0]
         batch = tensors.get(REGISTRY_KEYS.BATCH_KEY)
-        batch = batch.view(-1).long() if batch is not None and self.n_batch > 1 else None
+        batch = batch.view(-1).long() if batch is not None else None
         rec = self.reconstruction_losses(inference_outputs, batch)
         paired = inference_outputs[f"observed_{mod_a}"] & inference_outputs[f"observed_{mod_b}"]
         groups = batch

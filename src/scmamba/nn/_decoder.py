@@ -25,7 +25,7 @@ class CompositionDecoder(nn.Module):
     n_features
         Features of the modality.
     n_batch
-        Batches (libraries, donors); with more than one, each has its own per-feature offset.
+        Batches (libraries, donors); each has its own per-feature offset, added when ``batch`` is given.
     log_frequency
         Initial bias: the log of each feature's share of all counts, so training starts at the mean composition.
     """
@@ -38,13 +38,14 @@ class CompositionDecoder(nn.Module):
             with torch.no_grad():
                 self.linear.bias.copy_(torch.as_tensor(np.asarray(log_frequency), dtype=torch.float32))
         self.n_batch = n_batch
-        if n_batch > 1:
-            self.batch_offset = nn.Parameter(torch.zeros(n_batch, n_features))
+        # one row per batch, also for a single batch (a second bias then): a query can add batches to any
+        # reference, and every parameter is used in every step (DDP)
+        self.batch_offset = nn.Parameter(torch.zeros(n_batch, n_features))
 
     def logits(self, z: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
         """Unnormalised log-probabilities ``(cells, n_features)``."""
         logits = self.linear(z * self.scale)
-        if self.n_batch > 1 and batch is not None:
+        if batch is not None:
             logits = logits + self.batch_offset[batch]
         return logits.float()
 

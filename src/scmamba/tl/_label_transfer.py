@@ -26,7 +26,7 @@ MLP_DEFAULTS: dict[str, Any] = {
 }
 
 
-def _reference_labels(labels: ArrayLike, n: int, name: str = "ref_labels") -> pd.Categorical:
+def reference_labels(labels: ArrayLike, n: int, name: str = "ref_labels") -> pd.Categorical:
     """Return the reference labels as a Categorical without NaNs (categorical input keeps its category order)."""
     if isinstance(labels, pd.Series | pd.Index):
         values = labels.array
@@ -141,11 +141,10 @@ def transfer_labels_from_embeddings(
             f"The reference embedding has {ref.shape[1]} dimensions but the query embedding has "
             f"{query.shape[1]}; both must come from the same embedding space."
         )
-    labels = _reference_labels(ref_labels, ref.shape[0])
+    labels = reference_labels(ref_labels, ref.shape[0])
     codes = labels.codes.astype(np.int64)
     categories = labels.categories
-    if not (np.isfinite(min_confidence) and min_confidence >= 0):
-        raise ValueError(f"`min_confidence` must be a non-negative number, got {min_confidence!r}.")
+    check_min_confidence(min_confidence)
 
     if method == "knn":
         from sklearn.neighbors import KNeighborsClassifier
@@ -162,10 +161,45 @@ def transfer_labels_from_embeddings(
 
     clf.fit(ref, codes)
     proba = clf.predict_proba(query)
+    return label_table(proba, np.asarray(clf.classes_), categories, min_confidence, unknown_label)
+
+
+def check_min_confidence(min_confidence: float) -> None:
+    if not (np.isfinite(min_confidence) and min_confidence >= 0):
+        raise ValueError(f"`min_confidence` must be a non-negative number, got {min_confidence!r}.")
+
+
+def neighbor_vote(neighbor_codes: np.ndarray, weights: np.ndarray | None, n_classes: int) -> np.ndarray:
+    """Share of the (weighted) neighbour votes per class, ``(n_query, n_classes)``; rows sum to 1.
+
+    A row whose weights are all zero (no neighbour with a positive weight) falls back to uniform votes, so every
+    query cell gets a label and a confidence.
+    """
+    n, k = neighbor_codes.shape
+    w = np.ones((n, k)) if weights is None else np.asarray(weights, dtype=np.float64)
+    empty = w.sum(axis=1) <= 0
+    if empty.any():
+        w = w.copy()
+        w[empty] = 1.0
+    votes = np.zeros((n, n_classes))
+    np.add.at(votes, (np.repeat(np.arange(n), k), neighbor_codes.ravel()), w.ravel())
+    return votes / votes.sum(axis=1, keepdims=True)
+
+
+def label_table(
+    proba: np.ndarray,
+    classes: np.ndarray,
+    categories: pd.Index,
+    min_confidence: float,
+    unknown_label: str,
+) -> pd.DataFrame:
+    """The label-transfer result from class probabilities or vote shares (columns of ``proba`` are ``classes``).
+
+    One table for every method (kNN, MLP, :func:`~scmamba.tl.match_cells`), so their results are interchangeable.
+    """
     best = proba.argmax(axis=1)
     confidence = proba[np.arange(len(best)), best].astype(np.float64)
-    pred_codes = np.asarray(clf.classes_)[best]
-    label = pd.Categorical.from_codes(pred_codes, categories=categories)
+    label = pd.Categorical.from_codes(np.asarray(classes)[best], categories=categories)
 
     filtered_categories = list(categories) if unknown_label in categories else [*categories, unknown_label]
     filtered = pd.Categorical(np.asarray(label, dtype=object), categories=filtered_categories)

@@ -1,0 +1,243 @@
+"""Mosaic integration: SCMAMBA and scvi-tools peers trained on thirds of paired, RNA-only and other-only cells.
+
+The cells of a paired data set are split at random into thirds: paired, RNA-only (the ATAC or protein layer
+dropped) and other-only (the RNA layer dropped). Each method is trained on that mosaic with its package defaults
+and evaluated on what the mosaic hid:
+
+* (a) ``cell_type`` transferred from the RNA-only cells to the other-only cells through
+  :func:`scmamba.tl.match_cells` (15 best matches, score-weighted vote) on each method's embedding of every cell:
+  accuracy and macro-F1;
+* (b) FOSCTTM between the RNA and the other-modality embeddings of the unpaired two thirds, each computed from the
+  cell's full profiles: every such cell was trained with one of its layers only, so its true pairing was hidden
+  (lower is better, random 0.5). Also per third.
+
+Peers: MULTIVI (SNARE-seq) with scvi-tools' documented mosaic set-up (every cell in both modalities, the unmeasured
+layer an all-zero row, which MULTIVI masks, and the ``modality`` of each cell as batch); TOTALVI (Abseq) can embed
+paired and RNA-only cells but not protein-only cells (it needs RNA counts), so neither metric is defined for it: it
+is trained on the paired and RNA-only cells (the RNA-only cells' proteins masked as a batch without protein data)
+and reported as n/a.
+
+    python benchmarks/mosaic.py                      # both shared data sets, package defaults
+    python benchmarks/mosaic.py --quick              # 600 cells, 2 epochs, small SCMAMBA (minutes)
+
+Writes ``mosaic_<data>.json`` (``mosaic_<data>_quick.json`` with ``--quick``) to ``--out`` (default
+``benchmarks/results``) and prints a Markdown table last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (
+    RESULTS,
+    default_threads,
+    limit_threads,
+    load_data,
+    machine_info,
+    markdown_table,
+    quick_scmamba_config,
+    to_jsonable,
+)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA = [
+    SHARED / "snareseq_mouse_cortex_chen2019.h5mu",
+    SHARED / "abseq_bonemarrow_triana2021.h5mu",
+]
+QUICK = {"max_cells": 600, "epochs": 2}
+GROUPS = np.array(["paired", "rna_only", "other_only"])
+
+
+def mosaic_split(mdata, other: str, seed: int):
+    """``mdata`` with its cells split at random into thirds; returns ``(mosaic, group)``.
+
+    ``mosaic`` holds the paired and RNA-only cells in ``'rna'`` and the paired and other-only cells in ``other``
+    (the MuData convention: a cell absent from a modality was not measured in it); ``group`` names each cell's
+    third (``'paired'``, ``'rna_only'``, ``'other_only'``), in ``mdata.obs_names`` order.
+    """
+    import mudata as md
+
+    group = GROUPS[np.random.default_rng(seed).permutation(np.arange(mdata.n_obs) % 3)]
+    mosaic = md.MuData(
+        {"rna": mdata["rna"][group != "other_only"].copy(), other: mdata[other][group != "rna_only"].copy()}
+    )
+    mosaic = mosaic[mdata.obs_names].copy()  # the union comes in modality order; keep the original cell order
+    mosaic.obs = mdata.obs.loc[mosaic.obs_names].copy()
+    return mosaic, group
+
+
+def zero_filled(mdata, other: str, group: np.ndarray, keep: np.ndarray | None = None):
+    """Every cell in both modalities, the unmeasured layer an all-zero row (scvi-tools' mosaic convention).
+
+    ``obs['modality']`` is ``'paired'``, ``'expression'`` or ``'accessibility'``/``'protein'`` (as
+    :func:`scvi.data.organize_multiome_anndatas` names them); ``keep`` selects cells.
+    """
+    import mudata as md
+    from scipy import sparse
+
+    keep = np.ones(mdata.n_obs, bool) if keep is None else keep
+    mods = {}
+    for mod, drop in (("rna", "other_only"), (other, "rna_only")):
+        ad = mdata[mod][keep].copy()
+        X = sparse.csr_matrix(ad.X, dtype=np.float32)
+        X = sparse.diags((group[keep] != drop).astype(np.float32)) @ X
+        X.eliminate_zeros()
+        ad.X = X
+        mods[mod] = ad
+    out = md.MuData(mods)
+    out.obs = mdata.obs.loc[out.obs_names].copy()
+    names = {
+        "paired": "paired",
+        "rna_only": "expression",
+        "other_only": "accessibility" if other == "atac" else "protein",
+    }
+    out.obs["modality"] = [names[g] for g in group[keep]]
+    out.obs["_indices"] = np.arange(out.n_obs)  # MULTIVI registers this column; embedding new data needs it too
+    return out
+
+
+def epochs_run(model) -> int:
+    """Training epochs a model ran (early stopping may end before ``max_epochs``)."""
+    return max(len(v) for k, v in model.history.items() if k.endswith("train") or k.startswith("train"))
+
+
+def evaluate(z, x_rna, x_other, group, labels) -> dict:
+    """(a) RNA-only -> other-only label transfer through ``match_cells``; (b) FOSCTTM of the unpaired cells."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from scmamba.metrics import foscttm
+    from scmamba.tl import match_cells
+
+    rna, oth = group == "rna_only", group == "other_only"
+    rec = {}
+    if z is not None:
+        m = match_cells(z[oth], z[rna], k=min(15, int(rna.sum())), ref_labels=labels[rna])
+        pred = m.labels["label"].astype(str).to_numpy()
+        rec["transfer_acc"] = accuracy_score(labels[oth], pred)
+        rec["transfer_f1"] = f1_score(labels[oth], pred, average="macro")
+        rec["top1_same_label"] = float((labels[rna][m.indices[:, 0]] == labels[oth]).mean())
+    if x_rna is not None:
+        un = rna | oth
+        rec["foscttm"] = foscttm(x_rna[un], x_other[un])
+        rec["foscttm_rna_only"] = foscttm(x_rna[rna], x_other[rna])
+        rec["foscttm_other_only"] = foscttm(x_rna[oth], x_other[oth])
+    return rec
+
+
+def run_scmamba(mdata, mosaic, other, kind, quick: bool, epochs: int | None):
+    from scmamba import SCMAMBA
+
+    SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
+    model = SCMAMBA(mosaic, **(quick_scmamba_config() if quick else {}))
+    model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False)
+    z = model.get_latent_representation(mosaic)
+    # the full profiles of every cell, through each encoder (the layer a single-modality cell lacked was never seen)
+    x_rna = model.get_latent_representation(mdata, modality="rna")
+    x_other = model.get_latent_representation(mdata, modality=kind)
+    return z, x_rna, x_other, {"epochs": epochs_run(model)}
+
+
+def run_multivi(mdata, other, group, epochs: int | None):
+    import scvi
+
+    train = zero_filled(mdata, other, group)
+    scvi.model.MULTIVI.setup_mudata(train, batch_key="modality", modalities={"rna_layer": "rna", "atac_layer": other})
+    model = scvi.model.MULTIVI(train, n_genes=train["rna"].n_vars, n_regions=train[other].n_vars)
+    model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False)
+    z = model.get_latent_representation(train)  # masked mean over the layers each cell has
+    full = zero_filled(mdata, other, np.full(mdata.n_obs, "paired"))
+    x_rna = model.get_latent_representation(full, modality="expression")
+    x_other = model.get_latent_representation(full, modality="accessibility")
+    return z, x_rna, x_other, {"epochs": epochs_run(model)}
+
+
+def run_totalvi(mdata, other, group, epochs: int | None):
+    import scvi
+
+    keep = group != "other_only"  # TOTALVI needs RNA counts: protein-only cells cannot be embedded
+    train = zero_filled(mdata, other, group, keep=keep)
+    train[other].X = np.asarray(train[other].X.toarray(), dtype=np.float32)  # TOTALVI wants dense proteins
+    scvi.model.TOTALVI.setup_mudata(
+        train, batch_key="modality", modalities={"rna_layer": "rna", "protein_layer": other}
+    )  # RNA-only cells form a batch without protein data, which TOTALVI masks
+    model = scvi.model.TOTALVI(train)
+    model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False)
+    n = model.get_latent_representation().shape[0]
+    note = f"embeds the {n:,} paired and RNA-only cells; protein-only cells cannot be embedded (no RNA), so n/a"
+    return None, None, None, {"epochs": epochs_run(model), "note": note}
+
+
+def run_dataset(path: Path, args) -> list[dict]:
+    import scvi
+
+    mdata, other, kind = load_data(str(path), QUICK["max_cells"] if args.quick else args.max_cells, args.seed)
+    mosaic, group = mosaic_split(mdata, other, args.seed)
+    labels = mdata.obs[args.label_key].astype(str).to_numpy()
+    epochs = QUICK["epochs"] if args.quick else None
+    methods = args.methods or ["scmamba", "multivi" if kind == "atac" else "totalvi"]
+    rows = []
+    for method in methods:
+        scvi.settings.seed = args.seed
+        t0 = time.perf_counter()
+        if method == "scmamba":
+            z, x_rna, x_other, info = run_scmamba(mdata, mosaic.copy(), other, kind, args.quick, epochs)
+        elif method == "multivi":
+            z, x_rna, x_other, info = run_multivi(mdata, other, group, epochs)
+        elif method == "totalvi":
+            z, x_rna, x_other, info = run_totalvi(mdata, other, group, epochs)
+        else:
+            raise ValueError(f"unknown method {method!r}")
+        rec = {"data": path.stem, "method": method, "other": kind, "n_cells": mdata.n_obs, **info}
+        rec.update(evaluate(z, x_rna, x_other, group, labels))
+        rec["wall_s"] = time.perf_counter() - t0
+        rows.append(rec)
+        print(json.dumps(to_jsonable(rec)), flush=True)
+    return rows
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", nargs="+", default=None, help="h5mu files (default: SNARE-seq and Abseq in ../shared)")
+    p.add_argument("--methods", nargs="+", default=None, help="default: scmamba and multivi (ATAC) / totalvi (protein)")
+    p.add_argument("--label-key", default="cell_type")
+    p.add_argument("--max-cells", type=int, default=0, help="random subset of cells (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=default_threads())
+    p.add_argument("--quick", action="store_true", help=f"{QUICK['max_cells']} cells, {QUICK['epochs']} epochs")
+    p.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
+    return p.parse_args(argv)
+
+
+COLUMNS = ["data", "method", "epochs", "transfer_acc", "transfer_f1", "foscttm", "foscttm_rna_only",
+           "foscttm_other_only", "wall_s"]  # fmt: skip
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    limit_threads(args.threads)
+    out_dir = Path(args.out) if args.out else RESULTS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    all_rows = []
+    for path in [Path(p) for p in (args.data or DEFAULT_DATA)]:
+        rows = run_dataset(path, args)
+        all_rows += rows
+        meta = {**machine_info(), "threads": args.threads, "quick": args.quick, "seed": args.seed,
+                "label_key": args.label_key, "split": "random thirds: paired / rna_only / other_only"}  # fmt: skip
+        name = f"mosaic_{path.stem}{'_quick' if args.quick else ''}.json"
+        (out_dir / name).write_text(json.dumps(to_jsonable({"meta": meta, "rows": rows}), indent=1))
+        print(f"wrote {out_dir / name}", flush=True)
+    print(markdown_table(all_rows, COLUMNS, digits={"wall_s": 0}))
+
+
+if __name__ == "__main__":
+    main()
