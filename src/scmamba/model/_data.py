@@ -10,7 +10,6 @@ as it is and hands out datasets that map each ``mdata.obs_names`` row to its row
 from __future__ import annotations
 
 import logging
-import warnings
 from copy import deepcopy
 
 import numpy as np
@@ -34,9 +33,6 @@ from ._validation import (
 
 logger = logging.getLogger(__name__)
 
-# scvi-tools builds torch sparse CSR minibatches (load_sparse_tensor=True); torch warns on every one that CSR support
-# is in beta and that invariant checks are off. The tensors come from valid scipy CSR matrices and are only read.
-warnings.filterwarnings("ignore", message=r"Sparse (CSR tensor support is in beta|invariant checks are implicitly)")
 
 
 def _matrix_fingerprint(adata, layer):

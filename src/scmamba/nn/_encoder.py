@@ -82,17 +82,26 @@ class PatchEmbedding(nn.Module):
         """``(cells, n_features)`` (dense, or its non-zeros) ``-> (cells, n_patches, d_model)``."""
         if not isinstance(x, SparseRows):
             x = SparseRows.from_tensor(x)
-        n_cells, rows, cols = x.n_rows, x.rows, x.cols
-        values = x.values.unsqueeze(-1)
-        if self.projection == "shared":
-            weight, bias = self.proj.weight.T[cols % self.patch_size], self.proj.bias
-        else:
-            weight, bias = self.proj_weight[cols], self.proj_bias
-            if self.bin_size is not None:
-                weight = weight + self.bin_weight[cols // self.bin_size]
-        contrib = values.to(weight.dtype) * weight
-        tokens = contrib.new_zeros(n_cells * self.n_patches, contrib.shape[-1])
-        tokens = tokens.index_add(0, rows * self.n_patches + cols // self.patch_size, contrib)
+        n_cells, n_tokens = x.n_rows, x.n_rows * self.n_patches
+        # Each token is a sparse row times the projection: one CSR matrix with a row per (cell, patch) and the
+        # non-zeros as entries, multiplied by the dense weights. Gathering a weight row per non-zero instead
+        # materialises a (non-zeros, d_model) tensor several times over, which at full multiome width is most of
+        # the step's memory traffic.
+        key = x.rows * self.n_patches + x.cols // self.patch_size
+        order = torch.argsort(key)
+        key, cols, values = key[order], x.cols[order], x.values[order]
+        crow = torch.zeros(n_tokens + 1, dtype=torch.int64, device=key.device)
+        crow[1:] = torch.bincount(key, minlength=n_tokens).cumsum(0)
+        with torch.autocast(device_type=key.device.type, enabled=False):  # sparse products run in float32
+            if self.projection == "shared":
+                weight, bias = self.proj.weight.T.float(), self.proj.bias
+                width, cols = self.patch_size, cols % self.patch_size
+            else:
+                weight, bias, width = self.proj_weight.float(), self.proj_bias, self.n_features
+                if self.bin_size is not None:
+                    weight = weight + self.bin_weight.float().repeat_interleave(self.bin_size, 0)[: self.n_features]
+            patches = torch.sparse_csr_tensor(crow, cols, values.float(), (n_tokens, width))
+            tokens = patches @ weight
         return self.dropout(tokens.view(n_cells, self.n_patches, -1) + bias + self.pos_embedding)
 
 

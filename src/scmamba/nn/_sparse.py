@@ -7,12 +7,19 @@ its non-zeros (:class:`SparseRows`) and the dense ``cells x features`` block is 
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 __all__ = ["SparseRows", "bin_relative_levels", "encode_values", "normalize_log1p"]
+
+
+# Minibatches arrive as torch sparse CSR tensors (scvi-tools' load_sparse_tensor=True) and the patch tokens are CSR
+# products; torch warns on every such tensor that CSR support is in beta and that invariant checks are off. The
+# tensors are built from valid CSR structure (scipy's, or sorted keys here), so the warnings carry nothing.
+warnings.filterwarnings("ignore", message=r"Sparse (CSR tensor support is in beta|invariant checks are implicitly)")
 
 
 @dataclass(frozen=True)
