@@ -167,3 +167,19 @@ def test_bf16_mixed_precision_trains(demo_mdata):
     z = model.get_latent_representation()
     assert np.isfinite(z).all()
     assert model.trainer.precision == "bf16-mixed"
+
+
+def test_max_tokens_grows_the_patches_of_wide_modalities(demo_mdata):
+    """Past ``max_tokens`` a modality gets larger patches, not more tokens; ``None`` keeps ``patch_size`` exactly."""
+    mdata = demo_mdata[:60].copy()
+    SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+
+    def tokens(model):
+        return {m: (enc.tokenizer.n_patches, enc.tokenizer.patch_size) for m, enc in model.module.encoders.items()}
+
+    # defaults: 1,677 genes / 128 = 14 tokens, 24,744 peaks / 1,024 = 25 tokens, both under 64
+    assert tokens(SCMAMBA(mdata, **TINY)) == {"rna": (14, 128), "atac": (25, 1024)}
+    assert tokens(SCMAMBA(mdata, **TINY, max_tokens=10)) == {"rna": (10, 168), "atac": (10, 2475)}
+    assert tokens(SCMAMBA(mdata, **TINY, patch_size=64, max_tokens=None)) == {"rna": (27, 64), "atac": (387, 64)}
+    with pytest.raises(ValueError, match="max_tokens must be a positive integer"):
+        SCMAMBA(mdata, **TINY, max_tokens=0)

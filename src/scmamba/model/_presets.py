@@ -29,6 +29,7 @@ def paper_config(modalities: Sequence[str] = ("rna", "atac")) -> dict:
         "d_model": 512,
         "n_layers": {"rna": 8, "protein": 4} if protein else {"rna": 10, "atac": 12},
         "patch_size": {"rna": 256, "protein": 128} if protein else {"rna": 256, "atac": 256},
+        "max_tokens": None,
         "d_state": 128,
         "headdim": 128,
         "expand": 2,
