@@ -34,7 +34,6 @@ from ._validation import (
 logger = logging.getLogger(__name__)
 
 
-
 def _matrix_fingerprint(adata, layer):
     """What identifies a registered matrix cheaply: the AnnData and matrix objects (not for backed files) and shape."""
     X = adata.X if layer is None else adata.layers[layer]

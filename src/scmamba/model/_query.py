@@ -48,9 +48,9 @@ def freeze_for_query(module: nn.Module, trainable: str | Iterable[str]) -> list[
     groups = _group_parameter_names(module)
     names = {n for n, _ in module.named_parameters()}
     keep = names if "all" in chosen else set().union(*(groups[g] for g in chosen))
-    # the decoders' per-batch offsets always train: a new batch's row starts at zero and must learn its shift; the
-    # offsets enter the training loss only, never the embedding
-    keep |= {n for n in names if n.endswith("batch_offset")}
+    # the decoders' per-batch offsets and the batch classifier always train: a new batch's rows start untrained;
+    # both enter the training loss only, never the embedding
+    keep |= {n for n in names if n.endswith("batch_offset") or n.startswith("batch_classifier.")}
     for name, p in module.named_parameters():
         p.requires_grad_(name in keep)
     if not ({"norms", "all"} & chosen):

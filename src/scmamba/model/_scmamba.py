@@ -166,6 +166,10 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Weight of the reconstruction term: each embedding predicts both profiles of its cell. It keeps in each
         embedding what distinguishes cells in its own modality, not only what the modalities share (0: the
         paper's contrastive objective alone).
+    lambda_adv
+        Weight of an adversarial batch classifier on the embeddings (needs ``batch_key``;
+        :class:`~scmamba.nn.BatchClassifier`): the encoders are trained to make the batch unpredictable from the
+        embedding, which removes batch effects the decoders' per-batch offsets leave in it. 0: off.
     batch_negatives
         Contrast each cell only with cells of its own batch (needs ``batch_key``), so that what differs between
         batches cannot help the contrastive task.
@@ -219,6 +223,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         lambda_con: float = 0.1,
         lambda_sim: float = 0.1,
         lambda_rec: float = 1.0,
+        lambda_adv: float = 0.0,
         batch_negatives: bool = False,
         use_fused_kernels: bool | None = None,
     ):
@@ -270,6 +275,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             lambda_con=lambda_con,
             lambda_sim=lambda_sim,
             lambda_rec=lambda_rec,
+            lambda_adv=lambda_adv,
             batch_negatives=batch_negatives,
             use_fused_kernels=use_fused_kernels,
             feature_log_frequency=self._feature_log_frequency() if lambda_rec > 0 else None,

@@ -13,7 +13,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
 from .._constants import MODALITIES, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
-from ..nn import CompositionDecoder, MambaEncoder
+from ..nn import BatchClassifier, CompositionDecoder, MambaEncoder
 from ..nn._sparse import SparseRows, encode_values
 from ._loss import contrastive_loss
 
@@ -49,8 +49,10 @@ class ScMambaModule(BaseModuleClass):
         Architecture, see :class:`~scmamba.SCMAMBA`; ``n_layers`` and ``patch_size`` are dicts per modality.
     dropout, feature_dropout, pooling, projection, bin_size, n_bins
         Tokens and regularisation, see :class:`~scmamba.SCMAMBA`; ``feature_dropout`` and ``bin_size`` per modality.
-    temperature_init, learn_temperature, lambda_con, lambda_sim, lambda_rec, batch_negatives, use_fused_kernels
-        Objective and kernels, see :class:`~scmamba.SCMAMBA`.
+    temperature_init, learn_temperature, lambda_con, lambda_sim, lambda_rec, lambda_adv, batch_negatives
+        Objective, see :class:`~scmamba.SCMAMBA`.
+    use_fused_kernels
+        See :class:`~scmamba.SCMAMBA`.
     feature_log_frequency
         Per modality, the log of each feature's share of all counts (initial decoder biases).
     max_logit_scale
@@ -84,6 +86,7 @@ class ScMambaModule(BaseModuleClass):
         lambda_con: float,
         lambda_sim: float,
         lambda_rec: float,
+        lambda_adv: float,
         batch_negatives: bool,
         use_fused_kernels: bool | None,
         feature_log_frequency: Mapping[str, np.ndarray] | None = None,
@@ -103,6 +106,7 @@ class ScMambaModule(BaseModuleClass):
         self.lambda_con = lambda_con
         self.lambda_sim = lambda_sim
         self.lambda_rec = lambda_rec
+        self.lambda_adv = lambda_adv
         self.batch_negatives = batch_negatives
         self.max_log_scale = math.log(max_logit_scale)
         self.encoders = nn.ModuleDict()
@@ -137,6 +141,8 @@ class ScMambaModule(BaseModuleClass):
             log_frequency = feature_log_frequency or {}
             for m in self.modalities:
                 self.decoders[m] = CompositionDecoder(n_latent, n_features[m], n_batch, log_frequency.get(m))
+        if lambda_adv > 0 and n_batch > 1:  # one classifier for every modality's embedding: they share a space
+            self.batch_classifier = BatchClassifier(n_latent, n_batch)
         log_scale = torch.tensor(math.log(1.0 / temperature_init))
         if learn_temperature:
             self.log_logit_scale = nn.Parameter(log_scale)
@@ -282,6 +288,16 @@ class ScMambaModule(BaseModuleClass):
             for key, value in rec.items():
                 per_target.setdefault(key.rsplit("_to_", 1)[1], []).append(value)
             loss = loss + self.lambda_rec * sum(torch.stack(v).mean() for v in per_target.values())
+        adversarial = {}
+        if hasattr(self, "batch_classifier") and batch is not None:
+            for m in self.modalities:
+                observed = inference_outputs[f"observed_{m}"]
+                if bool(observed.any()):
+                    adversarial[f"batch_adv_{m}"] = self.batch_classifier.loss(
+                        inference_outputs[f"z_{m}"][observed], batch[observed]
+                    )
+            if adversarial:
+                loss = loss + self.lambda_adv * torch.stack(list(adversarial.values())).mean()
         return LossOutput(
             loss=loss,
             n_obs_minibatch=n_obs,
@@ -291,5 +307,6 @@ class ScMambaModule(BaseModuleClass):
                 "temperature": (1.0 / self.logit_scale).detach(),
                 "n_contrast": torch.tensor(float(z_a.shape[0])),  # cells contrasted (all processes under DDP)
                 **{k: v.detach() for k, v in rec.items()},
+                **{k: v.detach() for k, v in adversarial.items()},
             },
         )
