@@ -154,6 +154,7 @@ def run_training(
     import scvi
 
     from . import SCMAMBA
+    from ._constants import LATENT_KEY
     from .metrics import ari_nmi_leiden, foscttm, label_transfer_scores, rna_pca
 
     scvi.settings.seed = seed
@@ -194,9 +195,9 @@ def run_training(
 
     z_rna = model.get_latent_representation(modality="rna")
     z_other = model.get_latent_representation(modality=kind)
-    mdata.obsm["X_scmamba"] = model.get_latent_representation()
-    mdata.obsm["X_scmamba_rna"] = z_rna
-    mdata.obsm[f"X_scmamba_{kind}"] = z_other
+    mdata.obsm[LATENT_KEY] = model.get_latent_representation()
+    mdata.obsm[f"{LATENT_KEY}_rna"] = z_rna
+    mdata.obsm[f"{LATENT_KEY}_{kind}"] = z_other
     summary = {
         "cells": int(mdata.n_obs),
         "features": {m: int(mdata.mod[name].n_vars) for m, name in model.modality_mods_.items()},
@@ -204,7 +205,7 @@ def run_training(
         "train_seconds": round(train_s, 1),
         "foscttm_rna_vs_" + kind: round(float(foscttm(z_rna, z_other)), 4),
     }
-    joint = sc.AnnData(np.asarray(mdata.obsm["X_scmamba"]), obs=mdata.obs[[]].copy())
+    joint = sc.AnnData(np.asarray(mdata.obsm[LATENT_KEY]), obs=mdata.obs[[]].copy())
     color = []
     for key, where in ((label_key, label_where), (batch_key, modalities.get("batch_key"))):
         if key is not None and where is not False and key not in joint.obs:
@@ -220,10 +221,10 @@ def run_training(
         rna_counts = mdata.mod[rna][mdata.obs_names]
         baseline = rna_pca(rna_counts, layer=layers.get("rna"), n_comps=30)
         clusters = {
-            "X_scmamba": ari_nmi_leiden(joint.X, labels, seed=seed),
+            LATENT_KEY: ari_nmi_leiden(joint.X, labels, seed=seed),
             "RNA PCA": ari_nmi_leiden(baseline, labels, seed=seed),
         }
-        for name, key in (("X_scmamba", "joint"), ("RNA PCA", "rna_pca")):
+        for name, key in ((LATENT_KEY, "joint"), ("RNA PCA", "rna_pca")):
             summary[f"leiden_ari_{key}"] = round(clusters[name]["ari"], 4)
             summary[f"leiden_nmi_{key}"] = round(clusters[name]["nmi"], 4)
         print(f"Leiden clustering vs {label_key!r} (best over resolutions 0.1-2.0):", flush=True)
@@ -238,7 +239,7 @@ def run_training(
     fig.savefig(out / "umap.png", dpi=120, bbox_inches="tight")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
-    print(f"Wrote {out / 'embedded.h5mu'} (obsm X_scmamba*), {out / 'model'}/, {out / 'umap.png'}")
+    print(f"Wrote {out / 'embedded.h5mu'} (obsm {LATENT_KEY}*), {out / 'model'}/, {out / 'umap.png'}")
     return summary
 
 

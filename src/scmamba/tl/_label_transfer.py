@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from scmamba._constants import LATENT_KEY
 from scmamba.metrics._utils import as_embedding
 
 if TYPE_CHECKING:
@@ -184,7 +185,7 @@ def _embedding(data: AnnData | MuData, key: str, which: str) -> np.ndarray:
     if key not in data.obsm:
         raise ValueError(
             f"The {which} has no embedding `obsm[{key!r}]`; its obsm keys are {list(data.obsm.keys())}. "
-            "Store the embedding first, e.g. `data.obsm['X_scmamba'] = model.get_latent_representation(data)`."
+            f"Store the embedding first, e.g. `data.obsm[{LATENT_KEY!r}] = model.get_latent_representation(data)`."
         )
     return as_embedding(data.obsm[key], f"{which}.obsm[{key!r}]")
 
@@ -194,7 +195,7 @@ def transfer_labels(
     query: AnnData | MuData,
     *,
     label_key: str,
-    use_rep: str = "X_scmamba",
+    use_rep: str = LATENT_KEY,
     query_rep: str | None = None,
     method: Method = "knn",
     n_neighbors: int = 15,
