@@ -96,7 +96,7 @@ def read_mudata(path: Path):
 
 def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_mod: str | None) -> tuple[str, str, str]:
     """``(rna modality, other modality, other kind)`` from the options or the usual modality names."""
-    from ._constants import DEFAULT_MOD_NAMES
+    from ._constants import find_modality
 
     available = list(mdata.mod)
     for option, name in (("--rna-mod", rna_mod), ("--atac-mod", atac_mod), ("--protein-mod", protein_mod)):
@@ -104,15 +104,15 @@ def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_m
             raise UsageError(f"{option}: the MuData has no modality {name!r}; it has {available}.")
     if atac_mod is not None and protein_mod is not None:
         raise UsageError("give --atac-mod or --protein-mod, not both: SCMAMBA pairs RNA with one other modality.")
-    rna = rna_mod or next((n for n in DEFAULT_MOD_NAMES["rna"] if n in mdata.mod), None)
+    rna = rna_mod or find_modality(mdata.mod, "rna")
     if rna is None:
         raise UsageError(f"no RNA modality among {available}; name it with --rna-mod.")
     if atac_mod is not None or protein_mod is not None:
         return (rna, atac_mod, "atac") if atac_mod is not None else (rna, protein_mod, "protein")
     for kind in ("atac", "protein"):
-        for name in DEFAULT_MOD_NAMES[kind]:
-            if name in mdata.mod and name != rna:
-                return rna, name, kind
+        name = find_modality(mdata.mod, kind, exclude=[rna])
+        if name is not None:
+            return rna, name, kind
     raise UsageError(f"no ATAC or protein modality among {available}; name it with --atac-mod or --protein-mod.")
 
 
@@ -263,12 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--label-key", default="cell_type", help="obs column of labels for the agreement report (mdata or modality)"
     )
-    data = train.add_argument_group("modalities and layers (default: usual modality names, counts in .X)")
-    data.add_argument("--rna-mod", default=None, help="RNA modality name (default: rna/RNA/gex/GEX/expression)")
-    data.add_argument("--atac-mod", default=None, help="ATAC modality name (default: atac/ATAC/peaks/accessibility)")
-    data.add_argument(
-        "--protein-mod", default=None, help="protein modality name (default: prot/protein/proteins/adt/ADT)"
+    data = train.add_argument_group(
+        "modalities and layers (default: the usual modality names, as SCMAMBA.setup_mudata infers them; counts in .X)"
     )
+    data.add_argument("--rna-mod", default=None, help="RNA modality name (default: rna, gex, ... if present)")
+    data.add_argument("--atac-mod", default=None, help="ATAC modality name (default: atac, peaks, ... if present)")
+    data.add_argument("--protein-mod", default=None, help="protein modality name (default: prot, adt, ... if present)")
     data.add_argument("--rna-layer", default=None, help="layer of the RNA modality with raw counts (default: .X)")
     data.add_argument("--atac-layer", default=None, help="layer of the ATAC modality with counts (default: .X)")
     data.add_argument("--protein-layer", default=None, help="layer of the protein modality with counts (default: .X)")

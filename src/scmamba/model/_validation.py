@@ -21,7 +21,7 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from .._constants import DEFAULT_MOD_NAMES, MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, find_modality
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ def resolve_modalities(mdata: MuData, modalities: Mapping[str, str] | None, laye
     if modalities is None:
         modalities = {}
         for modality, arg in MODALITY_LAYER_ARGS.items():
-            found = [name for name in DEFAULT_MOD_NAMES[modality] if name in mdata.mod]
-            if found:
-                modalities[arg] = found[0]
+            found = find_modality(mdata.mod, modality)
+            if found is not None:
+                modalities[arg] = found
         logger.info("Inferred modalities %s from the MuData modality names %s.", modalities, available)
     else:
         modalities = dict(modalities)
