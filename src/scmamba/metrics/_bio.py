@@ -182,14 +182,15 @@ def knn_label_transfer(
 ) -> np.ndarray:
     """Predict query labels by majority vote of the ``k`` nearest reference cells.
 
-    Thin wrapper around :class:`sklearn.neighbors.KNeighborsClassifier`.
+    The kNN of :func:`scmamba.tl.transfer_labels_from_embeddings` (one implementation of label transfer), returning
+    only the predicted labels, as the scoring of :func:`label_transfer_scores` needs.
 
     Parameters
     ----------
     ref_embedding
         Reference embedding, shape ``(n_ref, d)``.
     ref_labels
-        Reference labels.
+        Reference labels (no missing values).
     query_embedding
         Query embedding in the same space, shape ``(n_query, d)``.
     k
@@ -202,13 +203,12 @@ def knn_label_transfer(
     numpy.ndarray
         Predicted label per query cell.
     """
-    from sklearn.neighbors import KNeighborsClassifier
+    from scmamba.tl import transfer_labels_from_embeddings
 
     ref = as_embedding(ref_embedding, "ref_embedding")
-    query = as_embedding(query_embedding, "query_embedding")
     lab = as_labels(ref_labels, ref.shape[0], "ref_labels")
-    clf = KNeighborsClassifier(n_neighbors=min(k, ref.shape[0]), weights=weights).fit(ref, lab)
-    return clf.predict(query)
+    pred = transfer_labels_from_embeddings(ref, lab, query_embedding, method="knn", n_neighbors=k, weights=weights)
+    return np.asarray(pred["label"])
 
 
 def label_transfer_scores(

@@ -90,6 +90,8 @@ def transfer_labels_from_embeddings(
       stopping on a 10% validation split, as in the scMamba paper; override with ``mlp_kwargs``). The
       confidence is the largest predicted class probability.
 
+    :func:`scmamba.metrics.label_transfer_scores` scores this kNN against known query labels.
+
     Parameters
     ----------
     ref_embedding
