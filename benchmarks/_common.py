@@ -382,14 +382,15 @@ class Sections:
 
 
 def lognorm(X):
-    """normalize_total (1e4) + log1p of a sparse count matrix (no fitted state, so train and test are alike)."""
+    """scanpy ``normalize_total`` (1e4) + ``log1p`` of a count matrix (no fitted state, so train and test are alike)."""
+    import anndata as ad
+    import scanpy as sc
     from scipy import sparse
 
-    X = sparse.csr_matrix(X, dtype=np.float32)
-    lib = np.asarray(X.sum(axis=1)).ravel()
-    X = sparse.diags((1e4 / np.maximum(lib, 1)).astype(np.float32)) @ X
-    X.data = np.log1p(X.data)
-    return X
+    adata = ad.AnnData(sparse.csr_matrix(X, dtype=np.float32))
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    return adata.X
 
 
 class LayerReducer:
