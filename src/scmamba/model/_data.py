@@ -22,6 +22,7 @@ from scvi.dataloaders import DataSplitter
 from torch.utils.data import Subset
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from ..data import GenomeOrder, genomic_order
 from ._validation import (
     check_modalities_and_layers,
     check_paired,
@@ -119,6 +120,7 @@ class PairedMuDataManager(AnnDataManager):
             validation_checks = AnnDataManagerValidationCheck(check_fully_paired_mudata=False)
         super().__init__(fields=fields, setup_method_args=setup_method_args, validation_checks=validation_checks)
         self._fingerprints: dict[str, tuple] = {}
+        self._genome_orders: dict[str, GenomeOrder] = {}
 
     @property
     def _setup_args(self) -> dict:
@@ -132,9 +134,24 @@ class PairedMuDataManager(AnnDataManager):
 
     def register_fields(self, adata, source_registry=None, **transfer_kwargs):
         """Validate the MuData (:func:`~scmamba.model._validation.validate_mudata`), then register it."""
-        validate_mudata(adata, self._setup_args, source_registry=source_registry)
+        self._genome_orders = validate_mudata(adata, self._setup_args, source_registry=source_registry)
         super().register_fields(adata, source_registry, **transfer_kwargs)
         self._fingerprints = self._current_fingerprints()
+
+    def genome_order(self, modality: str) -> GenomeOrder:
+        """The genomic order of a registered modality's features, computed once per registration.
+
+        A fresh set-up computes it while checking the coordinates; a registration against a saved registry
+        (``load``, queries) computes it on first use. The module keeps it as a buffer, so a model built from
+        this set-up reuses it instead of ordering the features again.
+        """
+        if modality not in self._genome_orders:
+            mod = self._registered()[modality]
+            annotation = self._setup_args.get(f"{modality}_annotation")
+            self._genome_orders[modality] = genomic_order(
+                self.adata.mod[mod].var, modality=modality, annotation=annotation
+            )
+        return self._genome_orders[modality]
 
     def transfer_fields(self, adata_target, **kwargs):
         """Register query data with this setup; new batch categories are added (embedding does not use them)."""

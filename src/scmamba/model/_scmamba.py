@@ -21,7 +21,6 @@ from scvi.data import fields
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
-from ..data._genome import genomic_order
 from ..module import ScMambaModule
 from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
@@ -218,7 +217,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_features, orders = {}, {}
         for modality, mod in self.modality_mods_.items():
             var = self.adata.mod[mod].var
-            order = genomic_order(var, modality=modality, annotation=setup_args.get(f"{modality}_annotation"))
+            order = self.adata_manager.genome_order(modality)
             n_features[modality], orders[modality] = var.shape[0], order.order
             logger.info(
                 "%s: %d features in genomic order (from %s), %d without coordinates placed last.",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,9 @@ from mudata import MuData
 from scipy import sparse
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, find_modality
+
+if TYPE_CHECKING:
+    from ..data import GenomeOrder
 
 logger = logging.getLogger(__name__)
 
@@ -356,11 +360,12 @@ def check_obs_column(mdata: MuData, key: str, mod: str | None, *, arg: str = "ba
         )
 
 
-def check_genomic_order(var: pd.DataFrame, modality: str, annotation, *, name: str) -> None:
+def check_genomic_order(var: pd.DataFrame, modality: str, annotation, *, name: str) -> GenomeOrder:
     """Coordinates can be found (fail at set-up, not at model creation), and an annotation matches the features.
 
     A gene annotation that places fewer than half of the genes is almost always the wrong genome or naming; the
-    error says which shipped table (or ``var``'s own coordinates) places more.
+    error says which shipped table (or ``var``'s own coordinates) places more. Returns the order, which the
+    set-up keeps for the model (:meth:`PairedMuDataManager.genome_order`), so it is computed once.
     """
     from ..data import genomic_order
 
@@ -375,11 +380,11 @@ def check_genomic_order(var: pd.DataFrame, modality: str, annotation, *, name: s
         )
         raise ValueError(f"{name}: {text}") from None
     if annotation is None or modality == "protein" or order.source != "annotation":
-        return
+        return order
     n = var.shape[0]
     placed = n - order.n_unplaced
     if placed >= 0.5 * n:
-        return
+        return order
     alternatives = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -425,7 +430,9 @@ def features_message(mod: str, modality: str, difference: str) -> str:
     )
 
 
-def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapping | None = None) -> None:
+def validate_mudata(
+    mdata: MuData, setup_args: Mapping, *, source_registry: Mapping | None = None
+) -> dict[str, GenomeOrder]:
     """All checks of a MuData before it is registered: names and pairing, features, values, obs columns.
 
     Parameters
@@ -437,6 +444,10 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
     source_registry
         The registry of the model the data is registered for (query, load): its features must be the model's
         features. ``None`` for a fresh set-up, which checks that genomic coordinates can be found instead.
+
+    Returns
+    -------
+    The genomic order of each modality computed by a fresh set-up's check (empty when ``source_registry`` is given).
     """
     if not isinstance(mdata, MuData):
         raise TypeError(f"Expected a mudata.MuData, got {type(mdata).__name__}.")
@@ -445,6 +456,7 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
     layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
     check_modalities_and_layers(mdata, registered, layers)
     check_paired(mdata, list(registered.values()))
+    orders = {}
     for modality, mod in registered.items():
         adata = mdata.mod[mod]
         layer = layers[MODALITY_LAYER_ARGS[modality]]
@@ -456,6 +468,9 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
                 raise ValueError(features_message(mod, modality, difference))
         check_counts(layer_matrix(adata, layer, what=f"modality {mod!r}"), name=name, modality=modality)
         if source_registry is None:
-            check_genomic_order(adata.var, modality, setup_args.get(f"{modality}_annotation"), name=name)
+            orders[modality] = check_genomic_order(
+                adata.var, modality, setup_args.get(f"{modality}_annotation"), name=name
+            )
     if setup_args.get("batch_key") is not None:
         check_obs_column(mdata, setup_args["batch_key"], modalities.get("batch_key"))
+    return orders
