@@ -178,7 +178,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     def __init__(
         self,
-        mdata: MuData | None = None,
+        mdata: MuData,
         *,
         n_latent: int = 32,
         d_model: int = 64,
@@ -204,7 +204,12 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         batch_negatives: bool = False,
         use_fused_kernels: bool | None = None,
     ):
-        if mdata is not None and self._get_most_recent_anndata_manager(mdata) is None:
+        if not isinstance(mdata, MuData):
+            raise TypeError(
+                f"SCMAMBA needs the MuData its encoders are built for (registered with SCMAMBA.setup_mudata), got "
+                f"{type(mdata).__name__}."
+            )
+        if self._get_most_recent_anndata_manager(mdata) is None:
             raise ValueError(
                 "This MuData is not set up for SCMAMBA. Call SCMAMBA.setup_mudata(mdata, modalities={...}) first."
             )
