@@ -167,7 +167,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     Notes
     -----
-    The defaults are chosen on held-out cells and train on a laptop CPU; ``benchmarks/README.md`` has the
+    The defaults are chosen on held-out cells and are sized to train on a CPU; ``benchmarks/README.md`` has the
     measurements behind each choice. :meth:`paper_config` gives the sizes and choices of the scMamba paper
     (``SCMAMBA(mdata, **SCMAMBA.paper_config())``), which want a GPU.
     """
@@ -667,9 +667,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         from the reference weights, so before any training it embeds cells exactly as the reference does. Calling
         :meth:`train` on it then fine-tunes only the ``trainable`` parameter groups on the query's own pairs;
         everything else stays frozen at the reference values, which keeps the query in the reference space
-        (reference embeddings and labels stay valid). Without training the query model is a plain mapping, which
-        is what transferred labels best on the Abseq donors (``benchmarks/transfer.py``: accuracy 0.933 mapped,
-        0.906 after 5 epochs of norm fine-tuning).
+        (reference embeddings and labels stay valid). Without training the query model is a plain mapping, the
+        better default for label transfer: fine-tuning moves the query away from the reference embeddings a
+        classifier is fitted on (``benchmarks/README.md``, label transfer, has the measurements).
 
         Parameters
         ----------
