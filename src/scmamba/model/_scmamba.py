@@ -31,14 +31,12 @@ from ._validation import (
     CountChecker,
     FeatureAligner,
     check_modalities_and_layers,
-    check_paired,
     features_differ,
     features_message,
     iter_row_blocks,
     layer_matrix,
     read_rows,
     resolve_modalities,
-    row_positions,
 )
 
 logger = logging.getLogger(__name__)
@@ -57,38 +55,6 @@ def _per_modality(name: str, value, modalities: Sequence[str]) -> dict:
             raise ValueError(f"{name} has values for unknown modalities {sorted(unknown)}; use {list(modalities)}.")
         return {m: value.get(m, default.get(m)) for m in modalities}
     return dict.fromkeys(modalities, value)
-
-
-def _check_saved_features(mdata: MuData, registry: Mapping, *, query: bool = False) -> None:
-    """The registered modalities of a saved model are in ``mdata`` with its features (clear errors before scvi-tools').
-
-    ``query``: modalities of ``mdata`` the model was not trained with are an error (scvi-tools' query path
-    compares every modality of the query with the saved ones).
-    """
-    modalities = registry.get("setup_args", {}).get("modalities", {})
-    registered = {m: modalities[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modalities.get(arg) is not None}
-    fields = registry.get("field_registries", {})
-    for modality, mod in registered.items():
-        if mod not in mdata.mod:
-            raise ValueError(
-                f"The saved model was trained with modality {mod!r} ({modality}); this MuData has {list(mdata.mod)}."
-            )
-        state = fields.get(MODALITY_REGISTRY_KEYS[modality], {}).get("state_registry", {})
-        if "column_names" not in state:
-            continue
-        difference = features_differ(mdata.mod[mod].var_names, pd.Index(state["column_names"]))
-        if difference is not None:
-            raise ValueError(
-                f"Modality {mod!r} has different features from the saved model: {difference}. Load onto data with "
-                "the training features, or align it with SCMAMBA.prepare_query_mudata."
-            )
-    extra = [mod for mod in mdata.mod if mod not in registered.values()]
-    if query and extra:
-        raise ValueError(
-            f"The query MuData has modalities the reference model does not use: {extra}. Keep the model's modalities "
-            f"({list(registered.values())}), e.g. with SCMAMBA.prepare_query_mudata(mdata, reference_model), which "
-            "also aligns the features."
-        )
 
 
 class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -613,42 +579,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         the checks of :meth:`setup_mudata` (layers, names, pairing, values); backed (``backed='r'``) data are read
         in blocks and the copy is in memory. The input is not modified.
         """
-        if not isinstance(mdata, MuData):
-            raise TypeError(
-                f"prepare_query_mudata needs a MuData with the reference's modalities, got {type(mdata).__name__}. "
-                "For cells measured in one modality use reference_model.get_latent_representation(adata, "
-                "modality='rna'), which aligns the features itself."
-            )
-        registered = reference_model.modality_mods_
-        setup_args = reference_model.adata_manager.registry["setup_args"]
-        layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
-        check_modalities_and_layers(mdata, registered, layers)
-        check_paired(mdata, list(registered.values()))
-        mods = {}
-        for modality, mod in registered.items():
-            source, layer = mdata.mod[mod], layers[MODALITY_LAYER_ARGS[modality]]
-            name = f"Query modality {mod!r} ({modality}, layer {layer or 'X'})"
-            ref = reference_model._reference_features(modality)
-            aligner = FeatureAligner(source.var_names, ref, name=name, stacklevel=3)
-            rows = row_positions(mdata, mod)  # None: the modality is in mdata.obs_names order already
-            checker = CountChecker(name=name, modality=modality, n_rows=mdata.n_obs)
-            blocks = []
-            for offset, block in iter_row_blocks(layer_matrix(source, layer, what=f"modality {mod!r}"), rows):
-                blocks.append(aligner.apply(block))
-                checker.update(blocks[-1], offset)
-            checker.finish(stacklevel=3)
-            X = sparse.vstack(blocks, format="csr")
-            obs = source.obs.copy() if rows is None else source.obs.iloc[rows].copy()
-            ad = AnnData(X=X if layer is None else None, obs=obs, var=pd.DataFrame(index=ref))
-            ref_var = reference_model.adata.mod[mod].var if reference_model.adata is not None else None
-            if ref_var is not None:
-                ad.var = ref_var.copy()
-            if layer is not None:
-                ad.layers[layer] = X
-            mods[mod] = ad
-        out = MuData(mods)
-        out.obs = mdata.obs.loc[out.obs_names].copy() if mdata.obs.shape[1] else out.obs
-        return out
+        from ._query import prepare_query_mudata
+
+        return prepare_query_mudata(mdata, reference_model)
 
     @classmethod
     def load_query_data(
@@ -699,7 +632,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ``FCLayers``; SCMAMBA has none, so those rules would freeze every parameter. This override keeps the same
         call pattern with a freezing policy that fits the Mamba2 encoders.
         """
-        from ._query import freeze_for_query
+        from ._query import check_saved_features, freeze_for_query
 
         if not isinstance(mdata, MuData):
             raise TypeError(
@@ -716,7 +649,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             raise TypeError(f"reference_model must be a SCMAMBA or its saved folder, not {reference_model!r}.")
         if registry.get("model_name", cls.__name__) != cls.__name__:
             raise ValueError(f"The reference model is a {registry['model_name']}, not a {cls.__name__}.")
-        _check_saved_features(mdata, registry, query=True)
+        check_saved_features(mdata, registry, query=True)
         with warnings.catch_warnings():
             # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
             warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")
@@ -755,7 +688,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             )
         if adata is None:
             return super().load(dir_path, adata, **kwargs)
-        _check_saved_features(adata, cls.load_registry(dir_path, prefix=kwargs.get("prefix")))
+        from ._query import check_saved_features
+
+        check_saved_features(adata, cls.load_registry(dir_path, prefix=kwargs.get("prefix")))
         with warnings.catch_warnings():
             # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
             warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")
