@@ -26,11 +26,25 @@ N_COMPS = 50  # components of the per-layer PCA / LSI reductions
 
 
 def other_modality(mdata) -> tuple[str, str]:
-    """Name and kind (``'atac'`` or ``'protein'``) of the non-RNA modality of a paired MuData."""
-    for name, kind in (("atac", "atac"), ("prot", "protein"), ("protein", "protein"), ("adt", "protein")):
-        if name in mdata.mod:
+    """Name and kind (``'atac'`` or ``'protein'``) of the non-RNA modality of a paired MuData.
+
+    The names are those ``SCMAMBA.setup_mudata`` infers (``scmamba._constants.DEFAULT_MOD_NAMES``).
+    """
+    from scmamba._constants import find_modality
+
+    rna = find_modality(mdata.mod, "rna")
+    for kind in ("atac", "protein"):
+        name = find_modality(mdata.mod, kind, exclude=[rna])
+        if name is not None:
             return name, kind
     raise ValueError(f"no ATAC or protein modality in {list(mdata.mod)}")
+
+
+def holdout_split(n: int, seed: int = 0, test_fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ``(train, test)`` cell indices of a random split (the held-out split of every benchmark script)."""
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = round(test_fraction * n)
+    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
 def load_data(path: str, max_cells: int, seed: int):
@@ -368,14 +382,15 @@ class Sections:
 
 
 def lognorm(X):
-    """normalize_total (1e4) + log1p of a sparse count matrix (no fitted state, so train and test are alike)."""
+    """scanpy ``normalize_total`` (1e4) + ``log1p`` of a count matrix (no fitted state, so train and test are alike)."""
+    import anndata as ad
+    import scanpy as sc
     from scipy import sparse
 
-    X = sparse.csr_matrix(X, dtype=np.float32)
-    lib = np.asarray(X.sum(axis=1)).ravel()
-    X = sparse.diags((1e4 / np.maximum(lib, 1)).astype(np.float32)) @ X
-    X.data = np.log1p(X.data)
-    return X
+    adata = ad.AnnData(sparse.csr_matrix(X, dtype=np.float32))
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    return adata.X
 
 
 class LayerReducer:

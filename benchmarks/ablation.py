@@ -26,8 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, default_threads, peak_rss_gb
-from holdout import _other_mod, _split
+from _common import RESULTS, default_threads, holdout_split, other_modality, peak_rss_gb
 
 
 def main(argv=None):
@@ -57,8 +56,8 @@ def main(argv=None):
     md.set_options(pull_on_update=False)
     scvi.settings.seed = args.seed
     mdata = md.read_h5mu(args.data)
-    other, kind = _other_mod(mdata)
-    train_idx, test_idx = _split(mdata.n_obs, args.seed)
+    other, kind = other_modality(mdata)
+    train_idx, test_idx = holdout_split(mdata.n_obs, args.seed)
     ref, query = mdata[train_idx].copy(), mdata[test_idx].copy()
     y_ref, y_query = ref.obs["cell_type"].astype(str).values, query.obs["cell_type"].astype(str).values
     SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})

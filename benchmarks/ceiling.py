@@ -44,9 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, markdown_table
-from holdout import _other_mod, _split
-from integration import LayerReducer
+from _common import RESULTS, LayerReducer, holdout_split, markdown_table, other_modality
 
 
 def type_oracle_foscttm(labels: np.ndarray) -> float:
@@ -78,7 +76,7 @@ def main(argv=None):
 
     md.set_options(pull_on_update=False)
     mdata = md.read_h5mu(args.data)
-    other, kind = _other_mod(mdata)
+    other, kind = other_modality(mdata)
     obs = mdata.obs if args.label_key in mdata.obs else mdata["rna"].obs
     y = obs[args.label_key].astype(str).to_numpy()
     to_coarse = None
@@ -86,7 +84,7 @@ def main(argv=None):
         pairs = obs[[args.label_key, args.coarse_key]].astype(str).drop_duplicates()
         if pairs[args.label_key].is_unique:  # each fine type sits in one coarse group
             to_coarse = dict(zip(pairs[args.label_key], pairs[args.coarse_key], strict=True))
-    train, test = _split(mdata.n_obs, args.seed)
+    train, test = holdout_split(mdata.n_obs, args.seed)
     X_rna = sparse.csr_matrix(mdata["rna"].X)
     X_oth = sparse.csr_matrix(mdata[other].X)
 

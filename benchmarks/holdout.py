@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -34,21 +33,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fit_multivi, fit_totalvi
-from _common import other_modality as _other_mod  # ablation.py and ceiling.py import it from here
+from _common import fit_multivi, fit_totalvi, holdout_split, other_modality, peak_rss_gb
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def _split(n: int, seed: int = 0, test_fraction: float = 0.2):
-    rng = np.random.default_rng(seed)
-    perm = rng.permutation(n)
-    n_test = round(test_fraction * n)
-    return np.sort(perm[n_test:]), np.sort(perm[:n_test])
-
-
-def _peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # kB on Linux
 
 
 def run_one(method: str, data: str, epochs: int, label_key: str, seed: int, extra: dict) -> dict:
@@ -63,8 +50,8 @@ def run_one(method: str, data: str, epochs: int, label_key: str, seed: int, extr
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", os.cpu_count() or 1)))
     scvi.settings.seed = seed
     mdata = md.read_h5mu(data)
-    other, kind = _other_mod(mdata)
-    train_idx, test_idx = _split(mdata.n_obs, seed)
+    other, kind = other_modality(mdata)
+    train_idx, test_idx = holdout_split(mdata.n_obs, seed)
     ref, query = mdata[train_idx].copy(), mdata[test_idx].copy()
     labels_ref = ref.obs[label_key].astype(str).values
     labels_query = query.obs[label_key].astype(str).values
@@ -115,7 +102,7 @@ def run_one(method: str, data: str, epochs: int, label_key: str, seed: int, extr
         train_s=round(train_s, 1),
         train_cells_per_s=round(ref.n_obs * epochs / train_s, 1),
         embed_cells_per_s=round(query.n_obs * (1 if z_rna_q is None else 2) / embed_s, 1),
-        peak_rss_gb=round(_peak_rss_gb(), 2),
+        peak_rss_gb=round(peak_rss_gb(), 2),
     )
     result["foscttm_heldout"] = None if z_rna_q is None else round(float(foscttm(z_rna_q, z_oth_q)), 4)
     scores = label_transfer_scores(z_rna_ref, labels_ref, z_oth_q, labels_query, k=15)

@@ -57,6 +57,7 @@ from _common import (
     Sections,
     default_threads,
     epoch_timer,
+    holdout_split,
     limit_threads,
     load_data,
     machine_info,
@@ -67,7 +68,6 @@ from _common import (
     to_jsonable,
     wnn_mdata,
 )
-from holdout import _split  # the split of holdout.py
 
 METHODS = {
     "atac": ["scmamba", "multivi", "multivi_hvg", "pca_lsi_harmony", "wnn"],
@@ -110,12 +110,12 @@ NOTES = {
 def split_cells(n: int, seed: int) -> dict:
     """Held-out split and evaluation subsets.
 
-    ``train``/``test``: indices into the cells (``holdout._split``, 80/20). ``train_eval``: positions within
+    ``train``/``test``: indices into the cells (``_common.holdout_split``, 80/20). ``train_eval``: positions within
     ``train`` of a random subset as large as the test set (metrics on training cells are computed there, so both
     splits have the same number of cells and N-dependent metrics are comparable). ``train_ref``: the other
     training positions, the label-transfer reference for the training split.
     """
-    train, test = _split(n, seed)
+    train, test = holdout_split(n, seed)
     rng = np.random.default_rng(seed + 1)
     n_eval = min(len(test), len(train) - 1)
     train_eval = np.sort(rng.choice(len(train), n_eval, replace=False))

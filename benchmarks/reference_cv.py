@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, default_threads, machine_info
-from transfer import _other, split_reference_query
+from _common import RESULTS, default_threads, machine_info, other_modality
+from transfer import split_reference_query
 
 
 def main(argv=None):
@@ -49,7 +49,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     md.set_options(pull_on_update=False)
     mdata = md.read_h5mu(args.data)
-    other, kind = _other(mdata)
+    other, kind = other_modality(mdata)
     ref, _, protocol = split_reference_query(mdata, quick=args.quick, seed=args.seed)
     batches = sorted(ref.obs["batch"].astype(str).unique())
     rows = []

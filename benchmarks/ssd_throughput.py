@@ -116,8 +116,8 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
     import numpy as np
     import torch
 
-    from scmamba.data import encode_values
     from scmamba.module import ScMambaModule
+    from scmamba.nn import SparseRows, encode_values
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -146,6 +146,7 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
 
     # non-zeros per cell of a typical 10x Multiome cell: ~2,000 genes and ~5,000 peaks
     inputs = {"rna": counts(n_genes, 2000), "atac": counts(n_peaks, 5000)}
+    inputs = {m: SparseRows.from_tensor(x) for m, x in inputs.items()}  # the module's minibatches are non-zeros
     rows = []
     for modality, x in inputs.items():
         enc = module.encoders[modality]

@@ -49,6 +49,7 @@ from _common import (
     fit_totalvi,
     machine_info,
     markdown_table,
+    other_modality,
     peak_rss_gb,
     run_child,
     set_threads,
@@ -58,13 +59,6 @@ from _common import (
 # SCMAMBA: the model's own default ``max_epochs`` (50); ``reference_cv.py`` checks it on the reference alone
 DEFAULT_EPOCHS = {"scmamba": 50, "totalvi": 100, "multivi": 30}
 QUICK_EPOCHS = {"scmamba": 2, "totalvi": 5, "multivi": 2}
-
-
-def _other(mdata) -> tuple[str, str]:
-    for name, kind in (("atac", "atac"), ("prot", "protein"), ("protein", "protein"), ("adt", "protein")):
-        if name in mdata.mod:
-            return name, kind
-    raise ValueError(f"no ATAC or protein modality in {list(mdata.mod)}")
 
 
 def split_reference_query(mdata, quick: bool = False, seed: int = 0):
@@ -112,7 +106,7 @@ def run_method(method: str, data: str, epochs: int, quick: bool, seed: int, scma
     threads = set_threads()
     scvi.settings.seed = seed
     mdata = md.read_h5mu(data)
-    other, kind = _other(mdata)
+    other, kind = other_modality(mdata)
     ref, query, protocol = split_reference_query(mdata, quick, seed)
     y_ref = ref.obs["cell_type"].astype(str).values
     y_query = query.obs["cell_type"].astype(str).values
@@ -217,7 +211,7 @@ def main(argv=None):
     import mudata as md
 
     md.set_options(pull_on_update=False)
-    _, kind = _other(md.read_h5mu(args.data))
+    _, kind = other_modality(md.read_h5mu(args.data))
     methods = args.methods or ["scmamba", "totalvi" if kind == "protein" else "multivi"]
     records, rows = [], []
     for method in methods:

@@ -301,9 +301,9 @@ def test_ceiling_quick(tmp_path, tiny_ablation):
     import numpy as np
 
     sys.path.insert(0, str(BENCH))
-    from holdout import _split
+    from _common import holdout_split
 
-    labels = md.read_h5mu(DEMO)["rna"].obs["cell_type"].astype(str).to_numpy()[_split(2500, 0)[1]]
+    labels = md.read_h5mu(DEMO)["rna"].obs["cell_type"].astype(str).to_numpy()[holdout_split(2500, 0)[1]]
     types, counts = np.unique(labels, return_counts=True)
     for r in result["rows"]:
         if r["classifier"] != "scmamba rna->atac knn15":  # each read-out is far better than chance (23 types)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Container, Iterable
+
 from scvi import REGISTRY_KEYS
 
 #: The modalities SCMAMBA can encode, in the order they are reported.
@@ -17,12 +19,26 @@ MODALITY_REGISTRY_KEYS: dict[str, str] = {
 #: ``setup_mudata`` argument naming each modality's layer (also the keys of its ``modalities`` mapping).
 MODALITY_LAYER_ARGS: dict[str, str] = {"rna": "rna_layer", "atac": "atac_layer", "protein": "protein_layer"}
 
-#: MuData modality names tried when ``modalities`` is not given.
+#: MuData modality names tried when ``modalities`` is not given, most usual first ("antibody capture" is the 10x
+#: feature type of protein panels). :func:`find_modality` and :func:`modality_kind` read this one table.
 DEFAULT_MOD_NAMES: dict[str, tuple[str, ...]] = {
     "rna": ("rna", "RNA", "gex", "GEX", "expression"),
     "atac": ("atac", "ATAC", "peaks", "accessibility"),
-    "protein": ("prot", "protein", "proteins", "adt", "ADT", "protein_expression"),
+    "protein": ("prot", "protein", "proteins", "adt", "ADT", "protein_expression", "antibody capture"),
 }
+
+
+def find_modality(mod_names: Container[str], modality: str, exclude: Iterable[str] = ()) -> str | None:
+    """The first of ``DEFAULT_MOD_NAMES[modality]`` that is in ``mod_names`` (e.g. ``mdata.mod``) and not excluded."""
+    skip = set(exclude)
+    return next((name for name in DEFAULT_MOD_NAMES[modality] if name in mod_names and name not in skip), None)
+
+
+def modality_kind(name: str) -> str | None:
+    """The modality (``'rna'``, ``'atac'``, ``'protein'``) a usual modality name stands for, any case; else ``None``."""
+    key = str(name).strip().lower()
+    return next((kind for kind, names in DEFAULT_MOD_NAMES.items() if key in {n.lower() for n in names}), None)
+
 
 #: Key under which the joint embedding is usually stored in ``obsm``.
 LATENT_KEY = "X_scmamba"

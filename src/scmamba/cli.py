@@ -96,7 +96,7 @@ def read_mudata(path: Path):
 
 def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_mod: str | None) -> tuple[str, str, str]:
     """``(rna modality, other modality, other kind)`` from the options or the usual modality names."""
-    from ._constants import DEFAULT_MOD_NAMES
+    from ._constants import find_modality
 
     available = list(mdata.mod)
     for option, name in (("--rna-mod", rna_mod), ("--atac-mod", atac_mod), ("--protein-mod", protein_mod)):
@@ -104,15 +104,15 @@ def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_m
             raise UsageError(f"{option}: the MuData has no modality {name!r}; it has {available}.")
     if atac_mod is not None and protein_mod is not None:
         raise UsageError("give --atac-mod or --protein-mod, not both: SCMAMBA pairs RNA with one other modality.")
-    rna = rna_mod or next((n for n in DEFAULT_MOD_NAMES["rna"] if n in mdata.mod), None)
+    rna = rna_mod or find_modality(mdata.mod, "rna")
     if rna is None:
         raise UsageError(f"no RNA modality among {available}; name it with --rna-mod.")
     if atac_mod is not None or protein_mod is not None:
         return (rna, atac_mod, "atac") if atac_mod is not None else (rna, protein_mod, "protein")
     for kind in ("atac", "protein"):
-        for name in DEFAULT_MOD_NAMES[kind]:
-            if name in mdata.mod and name != rna:
-                return rna, name, kind
+        name = find_modality(mdata.mod, kind, exclude=[rna])
+        if name is not None:
+            return rna, name, kind
     raise UsageError(f"no ATAC or protein modality among {available}; name it with --atac-mod or --protein-mod.")
 
 
@@ -154,6 +154,7 @@ def run_training(
     import scvi
 
     from . import SCMAMBA
+    from ._constants import LATENT_KEY
     from .metrics import ari_nmi_leiden, foscttm, label_transfer_scores, rna_pca
 
     scvi.settings.seed = seed
@@ -194,9 +195,9 @@ def run_training(
 
     z_rna = model.get_latent_representation(modality="rna")
     z_other = model.get_latent_representation(modality=kind)
-    mdata.obsm["X_scmamba"] = model.get_latent_representation()
-    mdata.obsm["X_scmamba_rna"] = z_rna
-    mdata.obsm[f"X_scmamba_{kind}"] = z_other
+    mdata.obsm[LATENT_KEY] = model.get_latent_representation()
+    mdata.obsm[f"{LATENT_KEY}_rna"] = z_rna
+    mdata.obsm[f"{LATENT_KEY}_{kind}"] = z_other
     summary = {
         "cells": int(mdata.n_obs),
         "features": {m: int(mdata.mod[name].n_vars) for m, name in model.modality_mods_.items()},
@@ -204,7 +205,7 @@ def run_training(
         "train_seconds": round(train_s, 1),
         "foscttm_rna_vs_" + kind: round(float(foscttm(z_rna, z_other)), 4),
     }
-    joint = sc.AnnData(np.asarray(mdata.obsm["X_scmamba"]), obs=mdata.obs[[]].copy())
+    joint = sc.AnnData(np.asarray(mdata.obsm[LATENT_KEY]), obs=mdata.obs[[]].copy())
     color = []
     for key, where in ((label_key, label_where), (batch_key, modalities.get("batch_key"))):
         if key is not None and where is not False and key not in joint.obs:
@@ -220,10 +221,10 @@ def run_training(
         rna_counts = mdata.mod[rna][mdata.obs_names]
         baseline = rna_pca(rna_counts, layer=layers.get("rna"), n_comps=30)
         clusters = {
-            "X_scmamba": ari_nmi_leiden(joint.X, labels, seed=seed),
+            LATENT_KEY: ari_nmi_leiden(joint.X, labels, seed=seed),
             "RNA PCA": ari_nmi_leiden(baseline, labels, seed=seed),
         }
-        for name, key in (("X_scmamba", "joint"), ("RNA PCA", "rna_pca")):
+        for name, key in ((LATENT_KEY, "joint"), ("RNA PCA", "rna_pca")):
             summary[f"leiden_ari_{key}"] = round(clusters[name]["ari"], 4)
             summary[f"leiden_nmi_{key}"] = round(clusters[name]["nmi"], 4)
         print(f"Leiden clustering vs {label_key!r} (best over resolutions 0.1-2.0):", flush=True)
@@ -238,7 +239,7 @@ def run_training(
     fig.savefig(out / "umap.png", dpi=120, bbox_inches="tight")
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
-    print(f"Wrote {out / 'embedded.h5mu'} (obsm X_scmamba*), {out / 'model'}/, {out / 'umap.png'}")
+    print(f"Wrote {out / 'embedded.h5mu'} (obsm {LATENT_KEY}*), {out / 'model'}/, {out / 'umap.png'}")
     return summary
 
 
@@ -262,12 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--label-key", default="cell_type", help="obs column of labels for the agreement report (mdata or modality)"
     )
-    data = train.add_argument_group("modalities and layers (default: usual modality names, counts in .X)")
-    data.add_argument("--rna-mod", default=None, help="RNA modality name (default: rna/RNA/gex/GEX/expression)")
-    data.add_argument("--atac-mod", default=None, help="ATAC modality name (default: atac/ATAC/peaks/accessibility)")
-    data.add_argument(
-        "--protein-mod", default=None, help="protein modality name (default: prot/protein/proteins/adt/ADT)"
+    data = train.add_argument_group(
+        "modalities and layers (default: the usual modality names, as SCMAMBA.setup_mudata infers them; counts in .X)"
     )
+    data.add_argument("--rna-mod", default=None, help="RNA modality name (default: rna, gex, ... if present)")
+    data.add_argument("--atac-mod", default=None, help="ATAC modality name (default: atac, peaks, ... if present)")
+    data.add_argument("--protein-mod", default=None, help="protein modality name (default: prot, adt, ... if present)")
     data.add_argument("--rna-layer", default=None, help="layer of the RNA modality with raw counts (default: .X)")
     data.add_argument("--atac-layer", default=None, help="layer of the ATAC modality with counts (default: .X)")
     data.add_argument("--protein-layer", default=None, help="layer of the protein modality with counts (default: .X)")

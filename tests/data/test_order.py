@@ -134,7 +134,7 @@ def test_no_coordinates_raises():
         genomic_order(pd.DataFrame({"chrom": [np.nan, ""], "start": [1, 2]}, index=["a", "b"]))
 
 
-@pytest.mark.parametrize("modality", ["protein", "prot", "ADT"])
+@pytest.mark.parametrize("modality", ["protein", "prot", "ADT", "Antibody Capture", "protein_expression"])
 def test_protein_keeps_given_order(modality):
     var = pd.DataFrame({"chrom": ["chr2", "chr1", "chr3"], "start": [1, 2, 3]}, index=["CD8", "CD4", "CD3"])
     go = genomic_order(var, modality=modality)

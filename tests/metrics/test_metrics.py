@@ -152,6 +152,9 @@ def test_cell_type_asw():
     emb, labels = _blobs(seed=7)
     good = M.cell_type_asw(emb, labels)
     assert 0.9 < good <= 1.0
+    from sklearn.metrics import silhouette_score
+
+    assert good == pytest.approx((silhouette_score(emb, labels) + 1) / 2, abs=1e-5)
     rng = np.random.default_rng(7)
     random = M.cell_type_asw(emb, rng.permutation(labels))
     assert 0.0 <= random < 0.55

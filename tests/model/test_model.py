@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ from conftest import TINY, shared_file
 
 from scmamba import SCMAMBA
 from scmamba.metrics import foscttm, label_transfer_scores
+from scmamba.model._presets import PER_MODALITY_DEFAULTS
 
 
 def test_training_aligns_modalities_better_than_random(trained):
@@ -114,7 +116,8 @@ def test_modalities_inferred_and_summary(demo_mdata):
     SCMAMBA.setup_mudata(mdata)
     model = SCMAMBA(mdata, **TINY)
     assert model.modalities == ["rna", "atac"]
-    assert model.module.encoders["atac"].tokenizer.n_patches == int(np.ceil(24744 / 512))
+    patch = PER_MODALITY_DEFAULTS["patch_size"]["atac"]  # TINY leaves the patch sizes at their defaults
+    assert model.module.encoders["atac"].tokenizer.n_patches == int(np.ceil(24744 / patch))
     assert "tokens" in model._model_summary_string
 
 
@@ -183,3 +186,17 @@ def test_max_tokens_grows_the_patches_of_wide_modalities(demo_mdata):
     assert tokens(SCMAMBA(mdata, **TINY, patch_size=64, max_tokens=None)) == {"rna": (27, 64), "atac": (387, 64)}
     with pytest.raises(ValueError, match="max_tokens must be a positive integer"):
         SCMAMBA(mdata, **TINY, max_tokens=0)
+
+
+def test_genomic_order_computed_once_per_setup(demo_mdata, caplog):
+    """Set-up orders the features while checking coordinates; the model reuses that order (saved as a buffer)."""
+    from scmamba.data import genomic_order
+
+    small = demo_mdata[:200].copy()
+    with caplog.at_level(logging.INFO, logger="scmamba.data._order"):
+        SCMAMBA.setup_mudata(small, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+        model = SCMAMBA(small, **TINY)
+    # genomic_order logs one "features unplaced" line per call
+    assert sum("features unplaced" in r.getMessage() for r in caplog.records) == 2
+    expected = genomic_order(small["rna"].var, modality="rna").order
+    np.testing.assert_array_equal(model.module.order_rna.cpu().numpy(), expected)

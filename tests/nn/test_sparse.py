@@ -5,8 +5,7 @@ import pytest
 import torch
 from scipy import sparse
 
-from scmamba.nn import SparseRows
-from scmamba.nn._sparse import bin_relative_levels, encode_values, normalize_log1p
+from scmamba.nn import SparseRows, bin_relative_levels, encode_values, normalize_log1p
 
 
 def dense_bins(x: torch.Tensor, n_bins: int) -> torch.Tensor:
@@ -83,3 +82,13 @@ def test_encodings():
     assert torch.allclose(lognorm, expected)
     assert torch.allclose(encode_values(sp, "protein", None).to_dense(), torch.log1p(x))
     assert np.isclose(float(encode_values(sp, "rna", 51).values.max()), 1.0)
+
+
+@pytest.mark.parametrize("modality", ["rna", "atac", "protein"])
+@pytest.mark.parametrize("n_bins", [None, 51])
+def test_dense_input_is_encoded_like_its_nonzeros(modality, n_bins):
+    x = counts(2)
+    dense = encode_values(x, modality, n_bins)
+    assert isinstance(dense, torch.Tensor) and dense.shape == x.shape
+    assert torch.equal(dense, encode_values(SparseRows.from_tensor(x), modality, n_bins).to_dense())
+    assert torch.equal(dense[3], torch.zeros(x.shape[1]))  # a cell without counts stays zero

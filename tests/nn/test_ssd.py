@@ -24,10 +24,16 @@ def _rel(a, b):
 @pytest.fixture(params=["direct", "factorised"], autouse=True)
 def intra_chunk_form(request, monkeypatch):
     """Run every test with both forms of the intra-chunk decay matrix (the threshold picks one per call)."""
+    force_form(monkeypatch, request.param)
+    return request.param
+
+
+def force_form(monkeypatch, form: str) -> None:
+    """Make ssd_chunked take one intra-chunk form whatever the decay (factorisation limit 0 or infinite)."""
     import scmamba.nn._ssd as ssd_module
 
-    monkeypatch.setattr(ssd_module, "_FACTOR_SCALE", 0.0 if request.param == "direct" else float("inf"))
-    return request.param
+    limit = 0.0 if form == "direct" else float("inf")
+    monkeypatch.setattr(ssd_module, "_FACTOR_MAX_EXPONENT", dict.fromkeys(ssd_module._FACTOR_MAX_EXPONENT, limit))
 
 
 def _encoder_kwargs(**kwargs):
@@ -42,7 +48,7 @@ def _encoder_kwargs(**kwargs):
 def test_default_threshold_picks_the_factorised_form_only_for_mild_decay(monkeypatch):
     import scmamba.nn._ssd as ssd_module
 
-    monkeypatch.setattr(ssd_module, "_FACTOR_SCALE", 1.0)
+    monkeypatch.undo()  # the module's own limits, not the fixture's
     calls = []
     real = ssd_module._segsum_exp
     monkeypatch.setattr(ssd_module, "_segsum_exp", lambda a: calls.append(a.shape) or real(a))
@@ -61,18 +67,16 @@ def test_default_threshold_picks_the_factorised_form_only_for_mild_decay(monkeyp
 )
 def test_chunked_equals_sequential_float64(length, chunk, groups):
     x, dt, A, B, C, D = _inputs(length=length, g=groups)
-    y_ref, s_ref = ssd_sequential(x, dt, A, B, C, D, return_final_state=True)
-    y, s = ssd_chunked(x, dt, A, B, C, D, chunk_size=chunk, return_final_state=True)
+    y_ref = ssd_sequential(x, dt, A, B, C, D)
+    y = ssd_chunked(x, dt, A, B, C, D, chunk_size=chunk)
     assert y.shape == x.shape
     assert _rel(y, y_ref) < 1e-6
-    assert _rel(s, s_ref) < 1e-6
 
 
-def test_chunked_with_initial_state_and_without_D():
+def test_chunked_without_D():
     x, dt, A, B, C, _ = _inputs(length=45)
-    init = torch.randn(2, 4, 8, 6, dtype=torch.float64)
-    y_ref = ssd_sequential(x, dt, A, B, C, None, initial_state=init)
-    y = ssd_chunked(x, dt, A, B, C, None, chunk_size=16, initial_state=init)
+    y_ref = ssd_sequential(x, dt, A, B, C, None)
+    y = ssd_chunked(x, dt, A, B, C, None, chunk_size=16)
     assert _rel(y, y_ref) < 1e-6
 
 
@@ -108,23 +112,18 @@ def test_hand_written_backward_passes_gradcheck(length, chunk, groups, intra_chu
     assert torch.autograd.gradcheck(lambda *a: SSDChunkedFunction.apply(*a, chunk), inputs, fast_mode=True)
 
 
-def ssd_module_form() -> str:
-    import scmamba.nn._ssd as ssd_module
-
-    return "factorised" if ssd_module._FACTOR_SCALE > 1 else "direct"
-
-
-def test_hand_written_path_is_used_for_training_and_matches_autograd_path():
-    """Without initial/final states the chunked scan runs the hand-written Function; with them, plain autograd."""
+def test_hand_written_path_is_used_for_training_and_matches_autograd_path(intra_chunk_form, monkeypatch):
+    """The factorised form runs the hand-written Function; the direct form, plain autograd; both agree."""
     x, dt, A, B, C, D = (t.clone().requires_grad_(True) for t in _inputs(length=50))
     y = ssd_chunked(x, dt, A, B, C, D, chunk_size=16)
-    y_auto, _ = ssd_chunked(x, dt, A, B, C, D, chunk_size=16, return_final_state=True)
+    force_form(monkeypatch, "direct")
+    y_auto = ssd_chunked(x, dt, A, B, C, D, chunk_size=16)
 
     def graph(fn):
         return {type(fn).__name__} | set().union(*(graph(f) for f, _ in fn.next_functions if f is not None))
 
     uses_function = "SSDChunkedFunctionBackward" in graph(y.grad_fn)
-    assert uses_function == (ssd_module_form() == "factorised")
+    assert uses_function == (intra_chunk_form == "factorised")
     assert "SSDChunkedFunctionBackward" not in graph(y_auto.grad_fn)
     w = torch.randn_like(y)
     g1 = torch.autograd.grad((y * w).sum(), (x, dt, A, B, C, D))

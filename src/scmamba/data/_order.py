@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._constants import modality_kind
 from ._annotation import _CHROM_COLUMNS, _START_COLUMNS, _find_column, _resolve_annotation
 from ._coordinates import _match_annotation
 from ._regions import _as_object, _is_missing, _parse_chrom, _split_region, _to_float
 
 logger = logging.getLogger(__name__)
 
-_PROTEIN_MODALITIES = frozenset({"protein", "proteins", "prot", "adt", "antibody capture"})
 _INTERVAL_COLUMN = "interval"
 
 
@@ -208,8 +208,9 @@ def genomic_order(
     var
         Feature table (``adata.var``); its index holds the feature names. It is not modified.
     modality
-        Modality name. ``'protein'``, ``'prot'`` and ``'adt'`` (any case) keep the given order; any
-        other modality is ordered genomically.
+        Modality name. The usual protein names (``'protein'``, ``'prot'``, ``'adt'``, ... in any case; the
+        table ``DEFAULT_MOD_NAMES`` that ``SCMAMBA.setup_mudata`` also reads) keep the given order: a panel
+        has no genomic neighbourhood. Any other modality is ordered genomically.
     annotation
         Optional gene coordinates (see above).
     annotation_key
@@ -234,7 +235,7 @@ def genomic_order(
     if not isinstance(var, pd.DataFrame):
         raise TypeError(f"var must be a pandas DataFrame (adata.var), not {type(var).__name__}.")
     n = var.shape[0]
-    if str(modality).strip().lower() in _PROTEIN_MODALITIES:
+    if modality_kind(modality) == "protein":
         return _given_order(n)
     placement, source = _first_placement(var.copy(), annotation, annotation_key)
     if placement.bad_names:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -145,10 +145,14 @@ def mean_average_precision(
     return float(ap.mean())
 
 
-def cell_type_asw(embedding: ArrayLike, labels: ArrayLike, *, metric: str = "euclidean") -> float:
+def cell_type_asw(
+    embedding: ArrayLike, labels: ArrayLike, *, metric: Literal["euclidean", "cosine"] = "euclidean"
+) -> float:
     """Cell-type average silhouette width rescaled to ``[0, 1]``: ``cASW = (ASW + 1) / 2``.
 
-    The silhouette is scikit-learn's (computed in chunks, no dense distance matrix kept). Higher is better.
+    :func:`scib_metrics.silhouette_label` with ``rescale=True`` (scib's convention: computed in chunks, no dense
+    distance matrix kept; cells of a singleton type count 0), under the name of the paper's metric table.
+    Higher is better.
 
     Parameters
     ----------
@@ -157,19 +161,18 @@ def cell_type_asw(embedding: ArrayLike, labels: ArrayLike, *, metric: str = "euc
     labels
         Cell-type label per cell (at least two types).
     metric
-        Distance metric.
+        ``"euclidean"`` or ``"cosine"``.
 
     Returns
     -------
     float
         The cASW.
     """
-    from sklearn.metrics import silhouette_samples
+    from scib_metrics import silhouette_label
 
     emb = as_embedding(embedding, "embedding")
     lab = as_labels(labels, emb.shape[0])
-    asw = float(np.mean(silhouette_samples(emb, lab, metric=metric)))
-    return (asw + 1.0) / 2.0
+    return float(silhouette_label(emb, lab, rescale=True, metric=metric))
 
 
 def knn_label_transfer(
@@ -182,14 +185,15 @@ def knn_label_transfer(
 ) -> np.ndarray:
     """Predict query labels by majority vote of the ``k`` nearest reference cells.
 
-    Thin wrapper around :class:`sklearn.neighbors.KNeighborsClassifier`.
+    The kNN of :func:`scmamba.tl.transfer_labels_from_embeddings` (one implementation of label transfer), returning
+    only the predicted labels, as the scoring of :func:`label_transfer_scores` needs.
 
     Parameters
     ----------
     ref_embedding
         Reference embedding, shape ``(n_ref, d)``.
     ref_labels
-        Reference labels.
+        Reference labels (no missing values).
     query_embedding
         Query embedding in the same space, shape ``(n_query, d)``.
     k
@@ -202,13 +206,12 @@ def knn_label_transfer(
     numpy.ndarray
         Predicted label per query cell.
     """
-    from sklearn.neighbors import KNeighborsClassifier
+    from scmamba.tl import transfer_labels_from_embeddings
 
     ref = as_embedding(ref_embedding, "ref_embedding")
-    query = as_embedding(query_embedding, "query_embedding")
     lab = as_labels(ref_labels, ref.shape[0], "ref_labels")
-    clf = KNeighborsClassifier(n_neighbors=min(k, ref.shape[0]), weights=weights).fit(ref, lab)
-    return clf.predict(query)
+    pred = transfer_labels_from_embeddings(ref, lab, query_embedding, method="knn", n_neighbors=k, weights=weights)
+    return np.asarray(pred["label"])
 
 
 def label_transfer_scores(

@@ -21,6 +21,7 @@ from scvi.dataloaders import DataSplitter
 from torch.utils.data import Subset
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
+from ..data import GenomeOrder, genomic_order
 from ._validation import (
     Mosaic,
     check_modalities_and_layers,
@@ -176,6 +177,7 @@ class PairedMuDataManager(AnnDataManager):
         #: Which registered modalities measure each ``mdata.obs_names`` cell (set at registration).
         self.mosaic: Mosaic | None = None
         self._training_data = True  # set at registration: a query need not have pairs or cells in every layer
+        self._genome_orders: dict[str, GenomeOrder] = {}
 
     @property
     def _setup_args(self) -> dict:
@@ -189,13 +191,28 @@ class PairedMuDataManager(AnnDataManager):
 
     def register_fields(self, adata, source_registry=None, **transfer_kwargs):
         """Validate the MuData (:func:`~scmamba.model._validation.validate_mudata`), then register it."""
-        mosaic = validate_mudata(adata, self._setup_args, source_registry=source_registry)
+        mosaic, self._genome_orders = validate_mudata(adata, self._setup_args, source_registry=source_registry)
         self._training_data = source_registry is None
         super().register_fields(adata, source_registry, **transfer_kwargs)
         self._fingerprints = self._current_fingerprints()
         self.mosaic = mosaic
         if mosaic.is_mosaic:
             logger.info("Mosaic MuData: %s.", mosaic.describe())
+
+    def genome_order(self, modality: str) -> GenomeOrder:
+        """The genomic order of a registered modality's features, computed once per registration.
+
+        A fresh set-up computes it while checking the coordinates; a registration against a saved registry
+        (``load``, queries) computes it on first use. The module keeps it as a buffer, so a model built from
+        this set-up reuses it instead of ordering the features again.
+        """
+        if modality not in self._genome_orders:
+            mod = self._registered()[modality]
+            annotation = self._setup_args.get(f"{modality}_annotation")
+            self._genome_orders[modality] = genomic_order(
+                self.adata.mod[mod].var, modality=modality, annotation=annotation
+            )
+        return self._genome_orders[modality]
 
     def transfer_fields(self, adata_target, **kwargs):
         """Register query data with this setup; new batch categories are added (embedding does not use them)."""

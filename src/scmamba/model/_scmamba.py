@@ -21,7 +21,6 @@ from scvi.data import fields
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
-from ..data._genome import genomic_order
 from ..module import ScMambaModule
 from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
@@ -39,7 +38,6 @@ from ._validation import (
     layer_matrix,
     read_rows,
     resolve_modalities,
-    row_positions,
 )
 
 logger = logging.getLogger(__name__)
@@ -68,38 +66,6 @@ def _patch_sizes(patch_size, max_tokens: int | None, n_features: Mapping[str, in
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens}.")
     return {m: max(size, math.ceil(n_features[m] / max_tokens)) for m, size in sizes.items()}
-
-
-def _check_saved_features(mdata: MuData, registry: Mapping, *, query: bool = False) -> None:
-    """The registered modalities of a saved model are in ``mdata`` with its features (clear errors before scvi-tools').
-
-    ``query``: modalities of ``mdata`` the model was not trained with are an error (scvi-tools' query path
-    compares every modality of the query with the saved ones).
-    """
-    modalities = registry.get("setup_args", {}).get("modalities", {})
-    registered = {m: modalities[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modalities.get(arg) is not None}
-    fields = registry.get("field_registries", {})
-    for modality, mod in registered.items():
-        if mod not in mdata.mod:
-            raise ValueError(
-                f"The saved model was trained with modality {mod!r} ({modality}); this MuData has {list(mdata.mod)}."
-            )
-        state = fields.get(MODALITY_REGISTRY_KEYS[modality], {}).get("state_registry", {})
-        if "column_names" not in state:
-            continue
-        difference = features_differ(mdata.mod[mod].var_names, pd.Index(state["column_names"]))
-        if difference is not None:
-            raise ValueError(
-                f"Modality {mod!r} has different features from the saved model: {difference}. Load onto data with "
-                "the training features, or align it with SCMAMBA.prepare_query_mudata."
-            )
-    extra = [mod for mod in mdata.mod if mod not in registered.values()]
-    if query and extra:
-        raise ValueError(
-            f"The query MuData has modalities the reference model does not use: {extra}. Keep the model's modalities "
-            f"({list(registered.values())}), e.g. with SCMAMBA.prepare_query_mudata(mdata, reference_model), which "
-            "also aligns the features."
-        )
 
 
 class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
@@ -188,7 +154,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     Notes
     -----
-    The defaults are chosen on held-out cells and train on a laptop CPU; ``benchmarks/README.md`` has the
+    The defaults are chosen on held-out cells and are sized to train on a CPU; ``benchmarks/README.md`` has the
     measurements behind each choice. :meth:`paper_config` gives the sizes and choices of the scMamba paper
     (``SCMAMBA(mdata, **SCMAMBA.paper_config())``), which want a GPU.
     """
@@ -199,7 +165,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
     def __init__(
         self,
-        mdata: MuData | None = None,
+        mdata: MuData,
         *,
         n_latent: int = 32,
         d_model: int = 64,
@@ -227,7 +193,12 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         batch_negatives: bool = False,
         use_fused_kernels: bool | None = None,
     ):
-        if mdata is not None and self._get_most_recent_anndata_manager(mdata) is None:
+        if not isinstance(mdata, MuData):
+            raise TypeError(
+                f"SCMAMBA needs the MuData its encoders are built for (registered with SCMAMBA.setup_mudata), got "
+                f"{type(mdata).__name__}."
+            )
+        if self._get_most_recent_anndata_manager(mdata) is None:
             raise ValueError(
                 "This MuData is not set up for SCMAMBA. Call SCMAMBA.setup_mudata(mdata, modalities={...}) first."
             )
@@ -240,7 +211,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         n_features, orders = {}, {}
         for modality, mod in self.modality_mods_.items():
             var = self.adata.mod[mod].var
-            order = genomic_order(var, modality=modality, annotation=setup_args.get(f"{modality}_annotation"))
+            order = self.adata_manager.genome_order(modality)
             n_features[modality], orders[modality] = var.shape[0], order.order
             logger.info(
                 "%s: %d features in genomic order (from %s), %d without coordinates placed last.",
@@ -732,51 +703,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         model does not use are left out. The query gets the checks of :meth:`setup_mudata` (layers, names, pairing,
         values); backed (``backed='r'``) data are read in blocks and the copy is in memory. The input is not modified.
         """
-        if not isinstance(mdata, MuData):
-            raise TypeError(
-                f"prepare_query_mudata needs a MuData with the reference's modalities, got {type(mdata).__name__}. "
-                "For cells measured in one modality use reference_model.get_latent_representation(adata, "
-                "modality='rna'), which aligns the features itself."
-            )
-        registered = reference_model.modality_mods_
-        setup_args = reference_model.adata_manager.registry["setup_args"]
-        layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
-        check_modalities_and_layers(mdata, registered, layers)
-        check_paired(mdata, registered, training=False)
-        mods = {}
-        for modality, mod in registered.items():
-            source, layer = mdata.mod[mod], layers[MODALITY_LAYER_ARGS[modality]]
-            name = f"Query modality {mod!r} ({modality}, layer {layer or 'X'})"
-            ref = reference_model._reference_features(modality)
-            aligner = FeatureAligner(source.var_names, ref, name=name, stacklevel=3)
-            rows = row_positions(mdata, mod)  # None: the modality is in mdata.obs_names order already
-            if rows is not None:
-                rows = rows[rows >= 0]  # mosaic: the cells this modality measured, in mdata.obs_names order
-            n_rows = mdata.n_obs if rows is None else len(rows)
-            checker = CountChecker(name=name, modality=modality, n_rows=n_rows)
-            blocks = []
-            for offset, block in iter_row_blocks(layer_matrix(source, layer, what=f"modality {mod!r}"), rows):
-                blocks.append(aligner.apply(block))
-                checker.update(blocks[-1], offset)
-            if blocks:
-                checker.finish(stacklevel=3)
-                X = sparse.vstack(blocks, format="csr")
-            else:  # a query with no cell in this layer (e.g. the ATAC-only cells of a mosaic)
-                X = sparse.csr_matrix((0, len(ref)), dtype=np.float32)
-            obs = source.obs.copy() if rows is None else source.obs.iloc[rows].copy()
-            ad = AnnData(X=X if layer is None else None, obs=obs, var=pd.DataFrame(index=ref))
-            ref_var = reference_model.adata.mod[mod].var if reference_model.adata is not None else None
-            if ref_var is not None:
-                ad.var = ref_var.copy()
-            if layer is not None:
-                ad.layers[layer] = X
-            mods[mod] = ad
-        out = MuData(mods)
-        order = mdata.obs_names[mdata.obs_names.isin(out.obs_names)]
-        if not out.obs_names.equals(order):  # a mosaic: MuData puts the union in modality order
-            out = out[order].copy()
-        out.obs = mdata.obs.loc[out.obs_names].copy() if mdata.obs.shape[1] else out.obs
-        return out
+        from ._query import prepare_query_mudata
+
+        return prepare_query_mudata(mdata, reference_model)
 
     @classmethod
     def load_query_data(
@@ -795,9 +724,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         from the reference weights, so before any training it embeds cells exactly as the reference does. Calling
         :meth:`train` on it then fine-tunes only the ``trainable`` parameter groups on the query's own pairs;
         everything else stays frozen at the reference values, which keeps the query in the reference space
-        (reference embeddings and labels stay valid). Without training the query model is a plain mapping, which
-        is what transferred labels best on the Abseq donors (``benchmarks/transfer.py``: accuracy 0.933 mapped,
-        0.906 after 5 epochs of norm fine-tuning).
+        (reference embeddings and labels stay valid). Without training the query model is a plain mapping, the
+        better default for label transfer: fine-tuning moves the query away from the reference embeddings a
+        classifier is fitted on (``benchmarks/README.md``, label transfer, has the measurements).
 
         Parameters
         ----------
@@ -827,7 +756,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ``FCLayers``; SCMAMBA has none, so those rules would freeze every parameter. This override keeps the same
         call pattern with a freezing policy that fits the Mamba2 encoders.
         """
-        from ._query import freeze_for_query
+        from ._query import check_saved_features, freeze_for_query
 
         if not isinstance(mdata, MuData):
             raise TypeError(
@@ -844,7 +773,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             raise TypeError(f"reference_model must be a SCMAMBA or its saved folder, not {reference_model!r}.")
         if registry.get("model_name", cls.__name__) != cls.__name__:
             raise ValueError(f"The reference model is a {registry['model_name']}, not a {cls.__name__}.")
-        _check_saved_features(mdata, registry, query=True)
+        check_saved_features(mdata, registry, query=True)
         with warnings.catch_warnings():
             # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
             warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")
@@ -883,7 +812,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             )
         if adata is None:
             return super().load(dir_path, adata, **kwargs)
-        _check_saved_features(adata, cls.load_registry(dir_path, prefix=kwargs.get("prefix")))
+        from ._query import check_saved_features
+
+        check_saved_features(adata, cls.load_registry(dir_path, prefix=kwargs.get("prefix")))
         with warnings.catch_warnings():
             # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
             warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")

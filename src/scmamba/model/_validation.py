@@ -16,6 +16,7 @@ import logging
 import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,10 @@ from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
 
-from .._constants import DEFAULT_MOD_NAMES, MODALITIES, MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from .._constants import MODALITIES, MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, find_modality
+
+if TYPE_CHECKING:
+    from ..data import GenomeOrder
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +58,9 @@ def resolve_modalities(mdata: MuData, modalities: Mapping[str, str] | None, laye
     if modalities is None:
         modalities = {}
         for modality, arg in MODALITY_LAYER_ARGS.items():
-            found = [name for name in DEFAULT_MOD_NAMES[modality] if name in mdata.mod]
-            if found:
-                modalities[arg] = found[0]
+            found = find_modality(mdata.mod, modality)
+            if found is not None:
+                modalities[arg] = found
         logger.info("Inferred modalities %s from the MuData modality names %s.", modalities, available)
     else:
         modalities = dict(modalities)
@@ -440,11 +444,12 @@ def check_obs_column(mdata: MuData, key: str, mod: str | None, *, arg: str = "ba
         )
 
 
-def check_genomic_order(var: pd.DataFrame, modality: str, annotation, *, name: str) -> None:
+def check_genomic_order(var: pd.DataFrame, modality: str, annotation, *, name: str) -> GenomeOrder:
     """Coordinates can be found (fail at set-up, not at model creation), and an annotation matches the features.
 
     A gene annotation that places fewer than half of the genes is almost always the wrong genome or naming; the
-    error says which shipped table (or ``var``'s own coordinates) places more.
+    error says which shipped table (or ``var``'s own coordinates) places more. Returns the order, which the
+    set-up keeps for the model (:meth:`PairedMuDataManager.genome_order`), so it is computed once.
     """
     from ..data import genomic_order
 
@@ -459,11 +464,11 @@ def check_genomic_order(var: pd.DataFrame, modality: str, annotation, *, name: s
         )
         raise ValueError(f"{name}: {text}") from None
     if annotation is None or modality == "protein" or order.source != "annotation":
-        return
+        return order
     n = var.shape[0]
     placed = n - order.n_unplaced
     if placed >= 0.5 * n:
-        return
+        return order
     alternatives = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -509,7 +514,9 @@ def features_message(mod: str, modality: str, difference: str) -> str:
     )
 
 
-def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapping | None = None) -> Mosaic:
+def validate_mudata(
+    mdata: MuData, setup_args: Mapping, *, source_registry: Mapping | None = None
+) -> tuple[Mosaic, dict[str, GenomeOrder]]:
     """All checks of a MuData before it is registered: names and pairing, features, values, obs columns.
 
     Parameters
@@ -524,7 +531,8 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
 
     Returns
     -------
-    Which registered modalities measure each cell (:func:`check_paired`).
+    Which registered modalities measure each cell (:func:`check_paired`), and the genomic order of each modality
+    computed by a fresh set-up's check (empty when ``source_registry`` is given).
     """
     if not isinstance(mdata, MuData):
         raise TypeError(f"Expected a mudata.MuData, got {type(mdata).__name__}.")
@@ -533,6 +541,7 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
     layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
     check_modalities_and_layers(mdata, registered, layers)
     mosaic = check_paired(mdata, registered, training=source_registry is None)
+    orders = {}
     for modality, mod in registered.items():
         adata = mdata.mod[mod]
         if adata.n_obs == 0:  # a query without cells in this layer (check_paired allows it for queries)
@@ -546,7 +555,9 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
                 raise ValueError(features_message(mod, modality, difference))
         check_counts(layer_matrix(adata, layer, what=f"modality {mod!r}"), name=name, modality=modality)
         if source_registry is None:
-            check_genomic_order(adata.var, modality, setup_args.get(f"{modality}_annotation"), name=name)
+            orders[modality] = check_genomic_order(
+                adata.var, modality, setup_args.get(f"{modality}_annotation"), name=name
+            )
     if setup_args.get("batch_key") is not None:
         batch_mod = modalities.get("batch_key")
         check_obs_column(mdata, setup_args["batch_key"], batch_mod)
@@ -560,4 +571,4 @@ def validate_mudata(mdata: MuData, setup_args: Mapping, *, source_registry: Mapp
                     f"mdata.obs['batch'] = ..., one value per mdata.obs_names cell) and set it up without "
                     "modalities['batch_key']."
                 )
-    return mosaic
+    return mosaic, orders

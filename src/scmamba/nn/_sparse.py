@@ -2,13 +2,16 @@
 
 Single-cell profiles are >95% zeros; every step of SCMAMBA's input path (feature dropout, genomic reordering,
 value encoding, patch tokens, decoder targets) needs only the non-zero entries, so a minibatch is handed around as
-its non-zeros (:class:`SparseRows`) and the dense ``cells x features`` block is never built.
+its non-zeros (:class:`SparseRows`) and the dense ``cells x features`` block is never built. The value encoding
+also takes a dense tensor (for small inputs and inspection) and then returns a dense tensor, computed the same way.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import wraps
 
 import numpy as np
 import torch
@@ -114,12 +117,26 @@ class SparseRows:
         return out
 
 
+def _dense_in_dense_out(fn: Callable[..., SparseRows]) -> Callable[..., SparseRows | torch.Tensor]:
+    """Let an encoding written on the non-zeros take a dense tensor too (and return one): one implementation."""
+
+    @wraps(fn)
+    def wrapper(x, *args, **kwargs):
+        if isinstance(x, SparseRows):
+            return fn(x, *args, **kwargs)
+        return fn(SparseRows.from_tensor(x), *args, **kwargs).to_dense()
+
+    return wrapper
+
+
+@_dense_in_dense_out
 def normalize_log1p(x: SparseRows, target_sum: float = 1e4) -> SparseRows:
     """Scale each cell to ``target_sum`` total counts, then ``log1p``."""
     total = x.row_sums().clamp_min(1e-12)
     return x.with_values(torch.log1p(x.values * (target_sum / total[x.rows])))
 
 
+@_dense_in_dense_out
 def bin_relative_levels(x: SparseRows, n_bins: int) -> SparseRows:
     """Bin each cell's non-zero values by their level within that cell, scaled to ``(0, 1]``.
 
@@ -160,8 +177,9 @@ def bin_relative_levels(x: SparseRows, n_bins: int) -> SparseRows:
     return x.with_values(out)
 
 
+@_dense_in_dense_out
 def encode_values(x: SparseRows, modality: str, n_bins: int | None) -> SparseRows:
-    """Raw counts of one modality -> the encoder's input values (zeros stay zero).
+    """Raw counts of one modality (non-zeros, or a dense tensor) -> the encoder's input values (zeros stay zero).
 
     ``'atac'``: presence (1). ``'rna'``: relative-level bins (``n_bins``), or normalised ``log1p`` values when
     ``n_bins`` is ``None``. ``'protein'``: relative-level bins, or ``log1p`` of raw counts when ``n_bins`` is ``None``.

@@ -54,10 +54,8 @@ def ssd_sequential(
     B: torch.Tensor,
     C: torch.Tensor,
     D: torch.Tensor | None = None,
-    initial_state: torch.Tensor | None = None,
-    return_final_state: bool = False,
-):
-    """Reference SSD: the recurrence one token at a time.
+) -> torch.Tensor:
+    """Reference SSD: the recurrence one token at a time (zero initial state).
 
     Parameters
     ----------
@@ -71,18 +69,14 @@ def ssd_sequential(
         Input and output projections, ``(batch, length, groups, d_state)``.
     D
         Skip connection per head, ``(heads,)``.
-    initial_state
-        ``(batch, heads, headdim, d_state)``; zeros when ``None``.
-    return_final_state
-        Also return the state after the last token.
 
     Returns
     -------
-    ``y`` with the shape of ``x`` (and the final state if asked).
+    ``y`` with the shape of ``x``.
     """
     b, length, h, p = x.shape
     Bh, Ch = _expand_groups(B, h), _expand_groups(C, h)
-    state = x.new_zeros(b, h, p, B.shape[-1]) if initial_state is None else initial_state
+    state = x.new_zeros(b, h, p, B.shape[-1])
     ys = []
     for t in range(length):
         decay = torch.exp(dt[:, t] * A)  # (b, h)
@@ -92,20 +86,13 @@ def ssd_sequential(
     y = torch.stack(ys, dim=1)
     if D is not None:
         y = y + x * D[:, None]
-    return (y, state) if return_final_state else y
+    return y
 
 
 #: Largest exponent (per matmul dtype) of the factorised intra-chunk decays: a chunk whose total decay
-#: ``-sum(dt * A)`` is below twice this is computed in the factorised form (see ``ssd_chunked``).
+#: ``-sum(dt * A)`` is below twice this is computed in the factorised form (see ``ssd_chunked``); the factors
+#: ``exp(+-A_cum)`` of a chunk that decays more would overflow the dtype.
 _FACTOR_MAX_EXPONENT = {torch.float16: 8.0, torch.bfloat16: 60.0, torch.float32: 60.0, torch.float64: 600.0}
-
-
-def _factor_scale() -> float:
-    """Multiplier of the factorisation limits (the tests set it to 0 or inf to force one form)."""
-    return _FACTOR_SCALE
-
-
-_FACTOR_SCALE = 1.0
 
 
 def ssd_chunked(
@@ -116,15 +103,14 @@ def ssd_chunked(
     C: torch.Tensor,
     D: torch.Tensor | None = None,
     chunk_size: int = 64,
-    initial_state: torch.Tensor | None = None,
-    return_final_state: bool = False,
-):
+) -> torch.Tensor:
     """Chunked SSD scan in batched matmuls (same arguments and result as :func:`~scmamba.nn.ssd_sequential`).
 
     Decays (cumulative sums and their exponentials) and the state passing between chunks are computed in
     float32 (float64 stays float64), also under autocast; the large matmuls follow the input dtype. Mild chunk
-    decays without initial/final state (training, embedding) run the factorised form with a hand-written backward
-    (:class:`~scmamba.nn._ssd_function.SSDChunkedFunction`); the rest runs the general form under autograd.
+    decays run the factorised form with a hand-written backward
+    (:class:`~scmamba.nn._ssd_function.SSDChunkedFunction`); chunks that decay too much for it run the direct
+    form under autograd.
     """
     b, length, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
@@ -135,10 +121,9 @@ def ssd_chunked(
     c = -(-length // T)
     dA_tok = F.pad(dt.detach().to(acc) * A.detach().to(acc), (0, 0, 0, c * T - length))
     chunk_total = dA_tok.view(b, c, T, h).sum(dim=2)
-    limit = 2 * _FACTOR_MAX_EXPONENT.get(x.dtype, 60.0) * _factor_scale()
-    factorised = length > 0 and float(-chunk_total.min()) < limit
-    if factorised and initial_state is None and not return_final_state:
-        # the common case (training and embedding): hand-written forward and backward, see _ssd_function
+    limit = 2 * _FACTOR_MAX_EXPONENT.get(x.dtype, 60.0)
+    if length > 0 and float(-chunk_total.min()) < limit:
+        # the common case: hand-written forward and backward, see _ssd_function
         return SSDChunkedFunction.apply(x, dt, A, B, C, D, T)
 
     pad = (-length) % T
@@ -160,8 +145,8 @@ def ssd_chunked(
     cdt = xdt.dtype
 
     # 1. Within each chunk: y = (C B^T * L) x, the quadratic form, L[i, j] = exp(A_cum[i] - A_cum[j]) for j <= i.
-    # This general ("direct") form serves chunks that decay too much for the factorised form and calls with an
-    # initial or final state; everything else took the hand-written path above.
+    # This general ("direct") form serves chunks that decay too much for the factorised form; everything else
+    # took the hand-written path above.
     CB = Cc @ Bc.transpose(-1, -2)  # (b, g, c, T, T), shared by the heads of a group
     L = _segsum_exp(dA).to(cdt)  # (b, g, c, hg, T, T)
     y = ((CB[:, :, :, None] * L) @ xdt.transpose(3, 4)).transpose(3, 4)  # (b, g, c, T, hg, p)
@@ -175,15 +160,12 @@ def ssd_chunked(
     with torch.autocast(device_type=x.device.type, enabled=False):
         chunk_decay = A_cum[..., -1].transpose(-1, -2)  # (b, g, hg, c)
         states = chunk_states.to(acc).transpose(2, 3)  # (b, g, hg, c, p * n)
-        if initial_state is not None:
-            init = initial_state.to(acc).reshape(b, g, hg, 1, p * n)
-        else:
-            init = states.new_zeros(b, g, hg, 1, p * n)
+        init = states.new_zeros(b, g, hg, 1, p * n)  # the zero state entering the first chunk
         states = torch.cat([init, states], dim=3)  # (b, g, hg, c + 1, p * n)
         # decay_chunk[i, j] = exp(sum of chunk decays j..i-1) over the c + 1 boundaries; a c+1 square matmul.
         decay_chunk = _segsum_exp(F.pad(chunk_decay, (1, 0)))  # (b, g, hg, c + 1, c + 1)
         states = decay_chunk @ states
-        entering, final_state = states[:, :, :, :-1], states[:, :, :, -1]
+        entering = states[:, :, :, :-1]
 
     # 4. What the entering state adds inside each chunk: C_t exp(A_cum[t]) S_in, all heads in one matmul.
     entering = entering.to(cdt).reshape(b, g, hg, c, p, n).permute(0, 1, 3, 5, 2, 4).reshape(b, g, c, n, hg * p)
@@ -192,8 +174,6 @@ def ssd_chunked(
     y = y.permute(0, 2, 3, 1, 4, 5).reshape(b, c * T, h, p)[:, :length]
     if D is not None:
         y = y + x[:, :length] * D[:, None].to(x.dtype)
-    if return_final_state:
-        return y, final_state.reshape(b, h, p, n).to(x.dtype)
     return y
 
 

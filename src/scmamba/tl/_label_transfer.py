@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
+from scmamba._constants import LATENT_KEY
 from scmamba.metrics._utils import as_embedding
 
 if TYPE_CHECKING:
@@ -88,6 +89,8 @@ def transfer_labels_from_embeddings(
       classified by :class:`sklearn.neural_network.MLPClassifier` (one hidden layer of 256 units and early
       stopping on a 10% validation split, as in the scMamba paper; override with ``mlp_kwargs``). The
       confidence is the largest predicted class probability.
+
+    :func:`scmamba.metrics.label_transfer_scores` scores this kNN against known query labels.
 
     Parameters
     ----------
@@ -218,7 +221,7 @@ def _embedding(data: AnnData | MuData, key: str, which: str) -> np.ndarray:
     if key not in data.obsm:
         raise ValueError(
             f"The {which} has no embedding `obsm[{key!r}]`; its obsm keys are {list(data.obsm.keys())}. "
-            "Store the embedding first, e.g. `data.obsm['X_scmamba'] = model.get_latent_representation(data)`."
+            f"Store the embedding first, e.g. `data.obsm[{LATENT_KEY!r}] = model.get_latent_representation(data)`."
         )
     return as_embedding(data.obsm[key], f"{which}.obsm[{key!r}]")
 
@@ -228,7 +231,7 @@ def transfer_labels(
     query: AnnData | MuData,
     *,
     label_key: str,
-    use_rep: str = "X_scmamba",
+    use_rep: str = LATENT_KEY,
     query_rep: str | None = None,
     method: Method = "knn",
     n_neighbors: int = 15,

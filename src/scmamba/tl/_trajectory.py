@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from scmamba._constants import LATENT_KEY
 from scmamba.metrics import trajectory_conservation
 from scmamba.metrics._utils import as_embedding, check_paired
 
@@ -63,7 +64,7 @@ def _root_from_type(internal: AnnData, labels: pd.Series, root_value: object) ->
 def pseudotime(
     adata: AnnData | MuData,
     *,
-    use_rep: str = "X_scmamba",
+    use_rep: str = LATENT_KEY,
     root: int | str | None = None,
     root_key: str | None = None,
     root_value: object = None,
