@@ -88,7 +88,7 @@ class PatchEmbedding(nn.Module):
         # materialises a (non-zeros, d_model) tensor several times over, which at full multiome width is most of
         # the step's memory traffic.
         key = x.rows * self.n_patches + x.cols // self.patch_size
-        order = torch.argsort(key)
+        order = torch.argsort(key.int() if n_tokens < 2**31 else key)  # int32 keys sort ~2x faster
         key, cols, values = key[order], x.cols[order], x.values[order]
         crow = torch.zeros(n_tokens + 1, dtype=torch.int64, device=key.device)
         crow[1:] = torch.bincount(key, minlength=n_tokens).cumsum(0)
