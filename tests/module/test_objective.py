@@ -10,7 +10,7 @@ from scmamba.module import ScMambaModule, contrastive_loss
 from scmamba.nn import MambaBlock, SparseRows
 
 
-def tiny_module(lambda_rec=1.0, batch_negatives=False, n_batch=3, pooling="flatten"):
+def tiny_module(lambda_rec=1.0, batch_negatives=False, n_batch=3, pooling="flatten", lambda_adv=0.0):
     cfg = small_config()
     return ScMambaModule(
         {"rna": 60, "atac": 200},
@@ -37,6 +37,7 @@ def tiny_module(lambda_rec=1.0, batch_negatives=False, n_batch=3, pooling="flatt
         lambda_con=0.1,
         lambda_sim=0.1,
         lambda_rec=lambda_rec,
+        lambda_adv=lambda_adv,
         batch_negatives=batch_negatives,
         use_fused_kernels=False,
     )
@@ -79,6 +80,20 @@ def test_loss_has_self_and_cross_reconstruction_and_weights_them():
     assert len(without.decoders) == 0
     _, _, out0 = without(t)
     assert not any(k.startswith("rec_") for k in out0.extra_metrics)
+
+
+def test_adversarial_term_per_modality_and_only_with_batches():
+    t = minibatch()
+    module = tiny_module(lambda_adv=0.5).train()
+    _, _, out = module(t)
+    m = out.extra_metrics
+    assert {"batch_adv_rna", "batch_adv_atac"} <= set(m)
+    without = tiny_module(lambda_adv=0.0).train()
+    without.load_state_dict(module.state_dict(), strict=False)  # same encoders and decoders, no classifier
+    _, _, out0 = without(t)
+    assert not any(k.startswith("batch_adv") for k in out0.extra_metrics)
+    torch.testing.assert_close(out.loss, out0.loss + 0.5 * (m["batch_adv_rna"] + m["batch_adv_atac"]) / 2)
+    assert not hasattr(tiny_module(lambda_adv=0.5, n_batch=1), "batch_classifier")  # one batch: nothing to remove
 
 
 def test_reconstruction_gradients_reach_both_encoders():
