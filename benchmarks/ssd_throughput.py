@@ -115,26 +115,17 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
     """Forward+backward time of each encoder part, at the shapes of one training step on all features."""
     import numpy as np
     import torch
+    from scaling import DEFAULT_SOURCE, make_mudata, source_profiles
 
-    from scmamba.module import ScMambaModule
+    from scmamba import SCMAMBA
     from scmamba.nn import SparseRows, encode_values
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    module = ScMambaModule(
-        {"rna": n_genes, "atac": n_peaks},
-        None,
-        n_latent=32,
-        d_model=64,
-        n_layers=2,
-        patch_size={"rna": 64, "atac": 256},
-        d_state=32,
-        headdim=32,
-        chunk_size=64,
-        dropout=0.1,
-        pooling="mean",
-        projection="per_region",
-    )  # the default SCMAMBA configuration
+    # a real SCMAMBA at the package defaults, built on a few synthetic cells of the requested width
+    mdata = make_mudata(16, n_genes, n_peaks, source_profiles(Path(DEFAULT_SOURCE)), 0)
+    SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    module = SCMAMBA(mdata).module
     module.train()
 
     def counts(n_features: int, nnz: int) -> torch.Tensor:
@@ -145,8 +136,8 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
         return x
 
     # non-zeros per cell of a typical 10x Multiome cell: ~2,000 genes and ~5,000 peaks
-    inputs = {"rna": counts(n_genes, 2000), "atac": counts(n_peaks, 5000)}
-    inputs = {m: SparseRows.from_tensor(x) for m, x in inputs.items()}  # the module's minibatches are non-zeros
+    dense = {"rna": counts(n_genes, 2000), "atac": counts(n_peaks, 5000)}
+    inputs = {m: SparseRows.from_tensor(x) for m, x in dense.items()}  # the module's minibatches are non-zeros
     rows = []
     for modality, x in inputs.items():
         enc = module.encoders[modality]
@@ -160,11 +151,11 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
             t_in = tokens.clone().requires_grad_(True)
             parts[f"block {i} Mamba2 layer"] = lambda b=block, t=t_in: b.mixer(b.norm_mixer(t)).sum().backward()
             parts[f"block {i} MLP"] = lambda b=block, t=t_in: b.mlp(b.norm_mlp(t)).sum().backward()
-        pooled = tokens.mean(1).requires_grad_(True)
-        parts["head"] = lambda enc=enc, pooled=pooled: enc.head(enc.norm_f(pooled)).sum().backward()
+        normed = tokens.clone().requires_grad_(True)
+        parts["pooling + head"] = lambda enc=enc, t=normed: enc.out(enc.pool_and_head(t)).sum().backward()
         for name, fn in parts.items():
             rows.append({"encoder": modality, "part": name, "ms": 1e3 * _time(fn, repeats), "tokens": tokens.shape[1]})
-    tensors = {"X": inputs["rna"], "atac": inputs["atac"]}
+    tensors = {"X": dense["rna"].to_sparse_csr(), "atac": dense["atac"].to_sparse_csr()}  # as the loader gives them
 
     def step():
         _, _, loss = module(tensors, loss_kwargs={})

@@ -195,7 +195,7 @@ def test_scaling_quick(tmp_path):
         assert r["status"] == "ok", r.get("error")
         assert r["n_genes"] == 2000 and r["n_peaks"] == 5000 and r["epochs"] == 1
         assert r["time_per_epoch_s"] > 0 and r["train_cells_per_s"] > 0 and 0 < r["peak_rss_gb"] < 64
-        batch = 256 if r["method"] == "scmamba" else 128  # --max-steps 3 cuts each epoch to 3 minibatches
+        batch = 128  # both models' default minibatch; --max-steps 3 cuts each epoch to 3 minibatches
         assert r["cells_per_epoch"] == min(r["n_cells"], 3 * batch)
         # resampled real counts: sparse like SNARE-seq, and the input's nnz is what was generated
         assert 0 < r["rna_density"] < 0.5 and 0 < r["atac_density"] < 0.2
