@@ -45,10 +45,18 @@ class SavedBytes:
         self._seen = set()
 
     def _pack(self, t):
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+        import torch
+
+        if t.layout == torch.sparse_csr:  # the tokenizer's patch matrix: its index and value arrays
+            parts = (t.crow_indices(), t.col_indices(), t.values())
+            key = ("csr", *(p.data_ptr() for p in parts))
+            size = sum(p.numel() * p.element_size() for p in parts)
+        else:
+            key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
+            size = t.numel() * t.element_size()
         if key not in self._seen:
             self._seen.add(key)
-            self.bytes += t.numel() * t.element_size()
+            self.bytes += size
         return t
 
     def __enter__(self):
