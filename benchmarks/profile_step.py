@@ -88,7 +88,7 @@ def main(argv=None):
     parser.add_argument("--peaks", type=int, default=150000)
     parser.add_argument("--rna-depth-scale", type=float, default=20.0)
     parser.add_argument("--atac-depth-scale", type=float, default=62.0)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--embed-batch", type=int, default=512)
     parser.add_argument("--kwargs", default="{}", help="JSON of SCMAMBA keywords")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (as train(precision='bf16'))")
