@@ -6,6 +6,7 @@ import torch
 from scipy import sparse
 
 from scmamba.nn import SparseRows, bin_relative_levels, encode_values, normalize_log1p
+from scmamba.nn._sparse import stable_order
 
 
 def dense_bins(x: torch.Tensor, n_bins: int) -> torch.Tensor:
@@ -37,6 +38,21 @@ def test_bins_on_nonzeros_equal_the_dense_definition(n_bins):
         x = counts(seed)
         got = bin_relative_levels(SparseRows.from_tensor(x), n_bins).to_dense()
         assert torch.equal(got, dense_bins(x, n_bins))
+
+
+@pytest.mark.parametrize("n_keys", [1, 300, 2**16, 2**16 + 1, 2**40])
+def test_stable_order_is_a_stable_sort(n_keys):
+    g = torch.Generator().manual_seed(n_keys % 97)
+    key = torch.randint(0, min(n_keys, 2**62), (5000,), generator=g)
+    key[:50] = key[50]  # ties keep their order
+    got = stable_order(key.int() if n_keys < 2**31 else key, n_keys)
+    assert torch.equal(got, torch.sort(key, stable=True).indices)
+
+
+def test_bins_of_counts_beyond_16_bits_equal_the_dense_definition():
+    x = counts(2) * 30000.0  # counts up to ~10^5: the value sort cannot use 16-bit keys
+    assert x.max() > 2**16
+    assert torch.equal(bin_relative_levels(SparseRows.from_tensor(x), 11).to_dense(), dense_bins(x, 11))
 
 
 def test_bins_depend_on_ranks_only():

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._mamba2 import Mamba2
-from ._sparse import SparseRows
+from ._sparse import SparseRows, stable_order
 
 __all__ = ["GatedMLP", "MambaBlock", "MambaEncoder", "PatchEmbedding"]
 
@@ -87,10 +87,12 @@ class PatchEmbedding(nn.Module):
         # non-zeros as entries, multiplied by the dense weights. Gathering a weight row per non-zero instead
         # materialises a (non-zeros, d_model) tensor several times over, which at full multiome width is most of
         # the step's memory traffic.
-        key = x.rows * self.n_patches + x.cols // self.patch_size
-        order = torch.argsort(key.int() if n_tokens < 2**31 else key)  # int32 keys sort ~2x faster
-        key, cols, values = key[order], x.cols[order], x.values[order]
-        crow = torch.zeros(n_tokens + 1, dtype=torch.int64, device=key.device)
+        small = max(n_tokens, x.values.numel()) < 2**31  # int32 arithmetic, sorts and gathers are ~2x faster
+        rows, cols = (x.rows.int(), x.cols.int()) if small else (x.rows, x.cols)
+        key = rows * self.n_patches + cols // self.patch_size
+        order = stable_order(key, n_tokens)
+        cols, values = cols[order], x.values[order]
+        crow = torch.zeros(n_tokens + 1, dtype=cols.dtype, device=key.device)
         crow[1:] = torch.bincount(key, minlength=n_tokens).cumsum(0)
         with torch.autocast(device_type=key.device.type, enabled=False):  # sparse products run in float32
             if self.projection == "shared":
@@ -99,7 +101,8 @@ class PatchEmbedding(nn.Module):
             else:
                 weight, bias, width = self.proj_weight.float(), self.proj_bias, self.n_features
                 if self.bin_size is not None:
-                    weight = weight + self.bin_weight.float().repeat_interleave(self.bin_size, 0)[: self.n_features]
+                    shared = self.bin_weight.float()[:, None].expand(-1, self.bin_size, -1)  # a view, unlike repeat
+                    weight = weight + shared.reshape(-1, weight.shape[1])[: self.n_features]
             patches = torch.sparse_csr_tensor(crow, cols, values.float(), (n_tokens, width))
             tokens = patches @ weight
         return self.dropout(tokens.view(n_cells, self.n_patches, -1) + bias + self.pos_embedding)
