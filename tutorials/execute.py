@@ -9,9 +9,9 @@ Usage (from the repository root)::
 The scripts (``tutorials/NN_name.py``, jupytext percent format) are the source; the notebooks are what the docs
 render (``docs/conf.py`` never runs code). Each script runs top to bottom in a fresh Python 3 kernel of this
 Python, in a temporary working folder (files a tutorial saves do not land in the checkout), with progress bars off
-(``TQDM_DISABLE=1``) so that the stored outputs hold results, not bars. The data sets come from
-:mod:`scmamba.datasets` (cache folder ``$SCMAMBA_DATA_DIR``, mirror ``$SCMAMBA_DATA_URL``). A cell that fails stops
-the run and no notebook is written for that tutorial.
+(``TQDM_DISABLE=1``) and the dependencies' deprecation warnings off, so that the stored outputs hold results, not
+bars and notices. The data sets come from :mod:`scmamba.datasets` (cache folder ``$SCMAMBA_DATA_DIR``, mirror
+``$SCMAMBA_DATA_URL``). A cell that fails stops the run and no notebook is written for that tutorial.
 
 Commit the notebooks after changing a tutorial or the model; ``tests/docs/test_tutorials.py`` checks that each
 stored notebook has the code of its script.
@@ -71,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     if not scripts:
         parser.error(f"no tutorial starts with {args.prefixes}")
     os.environ["TQDM_DISABLE"] = "1"  # the kernel inherits this environment
+    # Deprecation notices of the dependencies' APIs (and tqdm's missing-widgets notice) are about those packages,
+    # not about the tutorial; scmamba's own warnings (UserWarning) still show.
+    os.environ["PYTHONWARNINGS"] = "ignore::FutureWarning,ignore::DeprecationWarning,ignore:IProgress not found"
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # figures go into the outputs
     if args.quick:
         os.environ["SCMAMBA_TUTORIAL_QUICK"] = "1"
