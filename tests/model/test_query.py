@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
 import mudata as md
 import numpy as np
@@ -24,13 +25,17 @@ def test_query_model_embeds_like_reference_before_training(trained):
     model, _, query = trained
     q = _query_with_new_batch(query)
     qmodel = SCMAMBA.load_query_data(q, model)
-    assert not qmodel.is_trained_
+    assert not qmodel.is_trained_ and qmodel.from_reference_
     # the new library gets a new row of batch offsets (zero: no shift yet); the reference's rows are kept
     for m in ("rna", "atac"):
         ref_offset, offset = (x.module.decoders[m].batch_offset.detach().cpu() for x in (model, qmodel))
         assert offset.shape[0] == ref_offset.shape[0] + 1
         torch.testing.assert_close(offset[:-1], ref_offset)
         assert not offset[-1].any()
+    with warnings.catch_warnings():
+        # the reference's weights are trained: no untrained-model warning
+        warnings.filterwarnings("error", message="Trying to query inferred values from an untrained model")
+        qmodel.get_latent_representation()
     for modality in ("rna", "atac"):
         np.testing.assert_allclose(
             qmodel.get_latent_representation(modality=modality),

@@ -568,7 +568,8 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         cells not measured in it (with a warning). :meth:`get_latent_layers` gives, per row, the layers used. Data to
         embed need not have pairs: a selection such as ``mdata[atac_only].copy()`` (no cell in the RNA layer) works.
         """
-        self._check_if_trained(warn=True)
+        if not getattr(self, "from_reference_", False):  # a query model embeds with the reference's weights
+            self._check_if_trained(warn=True)
         batch_size = batch_size or 512
         self.module.eval()
         if isinstance(adata, AnnData):
@@ -748,7 +749,8 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         Returns
         -------
-        The query model (``is_trained_`` False until :meth:`train` is called; embedding works right away).
+        The query model (``is_trained_`` False until :meth:`train` is called; it embeds right away, with the
+        reference's weights, without the untrained-model warning; ``from_reference_`` is True).
 
         Notes
         -----
@@ -786,6 +788,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 unfrozen=True,
             )  # fmt: skip
         model.trainable_parameters_ = freeze_for_query(model.module, "all" if unfrozen else trainable)
+        model.from_reference_ = True  # trained weights: it embeds before (and without) fine-tuning, no warning
         return model
 
     @classmethod
