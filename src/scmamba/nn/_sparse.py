@@ -33,7 +33,7 @@ def stable_order(key: torch.Tensor, n_keys: int) -> torch.Tensor:
     (``benchmarks/README.md``); torch has no CPU radix sort, so keys that fit in 16 bits go through numpy. Elsewhere
     (CUDA sorts by radix already) and for wider keys, ``torch.sort``.
     """
-    if key.device.type == "cpu" and n_keys <= 2**16 and not key.requires_grad:
+    if key.device.type == "cpu" and n_keys <= 2**16:
         return torch.from_numpy(np.argsort(key.numpy().astype(np.uint16), kind="stable"))
     return torch.sort(key.int() if n_keys <= 2**31 else key, stable=True).indices
 
