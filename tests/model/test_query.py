@@ -54,8 +54,12 @@ def test_query_fine_tuning_trains_only_the_chosen_group(trained, tmp_path):
     before = {n: p.detach().clone() for n, p in qmodel.module.named_parameters()}
     bn_before = {n: b.clone() for n, b in qmodel.module.named_buffers() if "running" in n}
     trainable = set(qmodel.trainable_parameters_)
-    # norms (RMSNorm/BatchNorm scales and biases) and the decoders' per-batch offsets (a new batch needs its row)
-    assert trainable and all("norm" in n or ".head.1." in n or n.endswith("batch_offset") for n in trainable)
+    # norms (RMSNorm/BatchNorm scales and biases), the decoders' per-batch offsets (a new batch needs its row) and
+    # the adversarial batch classifier (a new batch needs its output; neither enters the embedding)
+    adversary = {n for n in trainable if n.startswith("batch_classifier.")}
+    assert adversary, "the default model (lambda_adv > 0, several batches) has a batch classifier"
+    assert qmodel.module.batch_classifier.n_batch == model.module.batch_classifier.n_batch + 1
+    assert all("norm" in n or ".head.1." in n or n.endswith("batch_offset") for n in trainable - adversary)
     assert {n for n in trainable if n.endswith("batch_offset")} == {
         "decoders.rna.batch_offset",
         "decoders.atac.batch_offset",
@@ -73,7 +77,9 @@ def test_frozen_groups_keep_batchnorm_statistics(trained):
     model, _, _ = trained
     module = copy.deepcopy(model.module)
     names = freeze_for_query(module, "embedding")
-    assert names and all(".tokenizer." in n or n.endswith("batch_offset") for n in names)
+    assert names and all(
+        ".tokenizer." in n or n.endswith("batch_offset") or n.startswith("batch_classifier.") for n in names
+    )
     stats = {n: b.clone() for n, b in module.named_buffers() if "running_mean" in n}
     module.train()
     module.embed("rna", torch.poisson(torch.full((32, module.encoders["rna"].tokenizer.n_features), 0.5)))

@@ -133,9 +133,11 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         embedding what distinguishes cells in its own modality, not only what the modalities share (0: the
         paper's contrastive objective alone).
     lambda_adv
-        Weight of an adversarial batch classifier on the embeddings (needs ``batch_key``;
-        :class:`~scmamba.nn.BatchClassifier`): the encoders are trained to make the batch unpredictable from the
-        embedding, which removes batch effects the decoders' per-batch offsets leave in it. 0: off.
+        Weight of an adversarial batch classifier on the embeddings (:class:`~scmamba.nn.BatchClassifier`): the
+        encoders are trained to make the batch unpredictable from the embedding, which removes batch effects the
+        decoders' per-batch offsets leave in it (the contrastive term otherwise keeps them: they help tell cells
+        apart). Used only with ``batch_key`` and at least two batches; without, the model has no classifier.
+        0: off.
     batch_negatives
         Contrast each cell only with cells of its own batch (needs ``batch_key``), so that what differs between
         batches cannot help the contrastive task.
@@ -189,7 +191,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         lambda_con: float = 0.1,
         lambda_sim: float = 0.1,
         lambda_rec: float = 1.0,
-        lambda_adv: float = 0.0,
+        lambda_adv: float = 1.0,
         batch_negatives: bool = False,
         use_fused_kernels: bool | None = None,
     ):
