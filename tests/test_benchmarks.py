@@ -259,6 +259,17 @@ def test_ssd_throughput_quick(tmp_path):
     assert "SSD scan" in stdout
 
 
+def test_matmul_dtype_quick(tmp_path):
+    args = ["--tokens", "512", "--repeats", "1", "--out", str(tmp_path)]
+    stdout = _run("matmul_dtype.py", args, tmp_path, timeout=120)
+    result = json.loads((tmp_path / "matmul_dtype.json").read_text())
+    assert [r["layer"] for r in result["rows"]] == ["mamba2 in_proj", "mamba2 out_proj", "mlp fc1", "mlp fc2"]
+    for r in result["rows"]:
+        assert r["fp32_ms"] > 0 and r["bf16_ms"] > 0
+        assert math.isclose(r["bf16_speedup"], r["fp32_ms"] / r["bf16_ms"], rel_tol=1e-9)
+    assert result["meta"]["torch_cpu_capability"] in stdout
+
+
 def test_type_oracle_foscttm_matches_a_simulated_type_oracle():
     sys.path.insert(0, str(BENCH))
     import numpy as np
