@@ -21,7 +21,8 @@ def paper_config(modalities: Sequence[str] = ("rna", "atac")) -> dict:
 
     RNA+ATAC: ``d_model`` 512, 10 RNA / 12 ATAC layers, patch 256, ``d_state`` 128, ``headdim`` 128, embedding 64.
     RNA+protein: 8 RNA / 4 protein layers, protein patch 128. One patch projection shared by all regions, the last
-    token as the cell summary, the contrastive objective alone (no reconstruction), no feature dropout.
+    token as the cell summary, the contrastive objective alone (no reconstruction, no batch classifier), no
+    feature dropout.
     """
     protein = "protein" in modalities
     return {
@@ -42,6 +43,7 @@ def paper_config(modalities: Sequence[str] = ("rna", "atac")) -> dict:
         "lambda_con": 1.0,
         "lambda_sim": 1.0,
         "lambda_rec": 0.0,
+        "lambda_adv": 0.0,
     }
 
 
