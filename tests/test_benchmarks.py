@@ -285,6 +285,33 @@ def test_type_oracle_foscttm_matches_a_simulated_type_oracle():
     assert foscttm(x, y) == pytest.approx(type_oracle_foscttm(labels), abs=0.01)
 
 
+def test_gene_peak_graph_links_gene_body_and_strand_aware_promoter():
+    sys.path.insert(0, str(BENCH))
+    from mosaic import _gene_peak_graph
+
+    genes = pd.DataFrame(
+        {"chrom": ["chr1", "chr1", "chr2"], "start": [10_000, 50_000, 10_000], "end": [20_000, 60_000, 20_000],
+         "strand": ["+", "-", "+"]},
+        index=["plus", "minus", "other_chrom"],
+    )  # fmt: skip
+    peaks = pd.DataFrame(
+        {"chrom": ["chr1"] * 5, "start": [7_000, 9_000, 15_000, 59_500, 61_000],
+         "end": [7_500, 9_500, 15_500, 60_500, 61_500]},
+        index=["far_upstream", "plus_promoter", "plus_body", "minus_end", "minus_promoter"],
+    )  # fmt: skip
+    graph = _gene_peak_graph(genes, peaks)
+    linked = {g: sorted(v for v in graph.successors(g) if v != g) for g in genes.index}
+    # the 2 kb promoter lies upstream of the TSS: before the start on "+", after the end on "-"
+    assert linked == {
+        "plus": ["plus_body", "plus_promoter"],
+        "minus": ["minus_end", "minus_promoter"],
+        "other_chrom": [],
+    }
+    assert all(graph.has_edge(v, g) for g, vs in linked.items() for v in vs)  # reverse edges
+    assert all(graph.has_edge(n, n) for n in [*genes.index, *peaks.index])  # self-loops on every feature
+    assert not graph.has_edge("plus", "far_upstream")
+
+
 DEMO = ROOT / "src" / "scmamba" / "datasets" / "_data" / "snareseq_cortex_demo.h5mu"  # 2,500 shipped cells
 
 
