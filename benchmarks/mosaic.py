@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -238,9 +239,8 @@ def run_glue(mdata, other, group, epochs: int | None):
     lsi /= lsi.std(1, ddof=1, keepdims=True)
     atac_all.obsm["X_lsi"] = lsi.astype(np.float32)
 
-    # every feature: the SNARE-seq panels are pre-filtered upstream (1,677 genes), and restricting ATAC to the peaks
-    # linked to a gene (the tutorial's propagate_highly_variable) leaves cells with no counts, on which GLUE's NB
-    # encoder produces NaN; unlinked peaks keep their self-loop
+    # every feature, as SCMAMBA and MULTIVI get: the SNARE-seq panels are pre-filtered upstream (1,677 genes,
+    # 24,744 peaks); peaks linked to no gene keep their self-loop
     rna_all.var["highly_variable"] = atac_all.var["highly_variable"] = True
     graph = _gene_peak_graph(rna_all.var, atac_all.var)
     kw = {"use_highly_variable": True, "use_batch": "batch"}
@@ -248,8 +248,6 @@ def run_glue(mdata, other, group, epochs: int | None):
     scglue.models.configure_dataset(atac_all, "NB", use_rep="X_lsi", **kw)
     rna, atac = rna_all[has_rna].copy(), atac_all[has_atac].copy()
     fit_kws = {"max_epochs": epochs} if epochs else {}
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         glue = scglue.models.fit_SCGLUE({"rna": rna, "atac": atac}, graph, fit_kws={"directory": tmp, **fit_kws})
     x_rna = glue.encode_data("rna", rna_all)
