@@ -270,6 +270,16 @@ def test_sparse_patch_embedding_equals_dense_patching(projection):
         weight = F.pad(weight, (0, 0, 0, 24)).view(16, 64, 16)
         ref = torch.einsum("ncp,cpd->ncd", patches, weight) + tok.proj_bias
     assert torch.allclose(tok(x), ref + tok.pos_embedding, atol=1e-6)
+    with torch.no_grad():
+        live = tok(x)
+        with tok.frozen():  # the projection is built once for the passes inside; the same tokens
+            assert tok._frozen_weight is not None
+            assert torch.equal(tok(x), live)
+        assert tok._frozen_weight is None
+    if projection != "shared":  # after the context the live weights count again
+        with torch.no_grad():
+            tok.proj_weight.add_(1.0)
+        assert not torch.allclose(tok(x), live)
 
 
 def test_bin_size_needs_per_region_projection():

@@ -15,6 +15,12 @@ PER_MODALITY_DEFAULTS: dict[str, dict[str, object]] = {
     "bin_size": {"rna": None, "atac": 8, "protein": None},
 }
 
+#: Cells per minibatch of ``get_latent_representation``. The largest activation (tokens x the Mamba2 input
+#: projection's width, float32) of 256 cells stays below glibc's 32 MiB mmap threshold, so its memory is reused
+#: from one minibatch to the next; above it every minibatch maps and page-faults its activations in afresh, which
+#: made 512-cell minibatches slower at full multiome width (``benchmarks/README.md``).
+EMBED_BATCH_SIZE = 256
+
 
 def paper_config(modalities: Sequence[str] = ("rna", "atac")) -> dict:
     """Sizes and choices of the scMamba paper and its official configurations.

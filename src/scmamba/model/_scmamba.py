@@ -6,7 +6,7 @@ import logging
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -21,12 +21,13 @@ from scvi.data import fields
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from .._malloc import reuse_freed_memory
 from ..module import ScMambaModule
 from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
 from ..train import ContrastiveTrainingPlan
 from ._data import PairedMuDataManager, SparseDataSplitter
-from ._presets import PER_MODALITY_DEFAULTS, paper_config, small_config
+from ._presets import EMBED_BATCH_SIZE, PER_MODALITY_DEFAULTS, paper_config, small_config
 from ._validation import (
     CountChecker,
     FeatureAligner,
@@ -448,6 +449,12 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Passed to :class:`~scmamba.train.ContrastiveTrainingPlan` (``weight_decay``, ``warmup_fraction`` ...).
         **trainer_kwargs
             Passed to :class:`~scvi.train.Trainer` / Lightning (``strategy``, ``gradient_clip_val`` ...).
+
+        Notes
+        -----
+        With glibc (Linux), training and :meth:`get_latent_representation` keep freed memory in the process for the
+        next minibatch instead of returning it to the kernel, and return it at the end (``scmamba._malloc``); set
+        the environment variable ``SCMAMBA_MALLOC_TUNING=0`` to leave malloc's settings alone.
         """
         self.adata_manager.check_data()  # registry vs data, before Lightning starts
         n_obs = self.adata.n_obs
@@ -490,19 +497,20 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         # Lightning keeps the modules' train/eval modes as it finds them; after get_latent_representation or
         # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
         self.module.train()
-        return super().train(
-            load_sparse_tensor=True,
-            max_epochs=max_epochs,
-            accelerator=accelerator,
-            devices=devices,
-            train_size=train_size,
-            validation_size=validation_size,
-            batch_size=batch_size,
-            early_stopping=early_stopping,
-            datasplitter_kwargs=datasplitter_kwargs,
-            plan_kwargs=plan_kwargs,
-            **trainer_kwargs,
-        )
+        with reuse_freed_memory():
+            return super().train(
+                load_sparse_tensor=True,
+                max_epochs=max_epochs,
+                accelerator=accelerator,
+                devices=devices,
+                train_size=train_size,
+                validation_size=validation_size,
+                batch_size=batch_size,
+                early_stopping=early_stopping,
+                datasplitter_kwargs=datasplitter_kwargs,
+                plan_kwargs=plan_kwargs,
+                **trainer_kwargs,
+            )
 
     def _reference_features(self, modality: str) -> pd.Index:
         return pd.Index(self.adata_manager.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"])
@@ -554,7 +562,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         indices
             Cells to embed (default all).
         batch_size
-            Cells per minibatch (default 512).
+            Cells per minibatch (default 256, ``EMBED_BATCH_SIZE``).
         layer
             For an AnnData input: the layer with raw counts (``None``: ``.X``).
 
@@ -572,7 +580,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         if not getattr(self, "from_reference_", False):  # a query model embeds with the reference's weights
             self._check_if_trained(warn=True)
-        batch_size = batch_size or 512
+        batch_size = batch_size or EMBED_BATCH_SIZE
         self.module.eval()
         if isinstance(adata, AnnData):
             if modality == "joint":
@@ -587,7 +595,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         mosaic = self.get_anndata_manager(adata, required=True).mosaic
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size, load_sparse_tensor=True)
         chunks = []
-        for tensors in loader:
+        for tensors in self._embedding_run(loader):
             out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
             zs = [out[f"z_{m}"] for m in mods]
             if mosaic is not None and mosaic.is_mosaic:
@@ -606,6 +614,11 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                     stacklevel=3,
                 )
         return z
+
+    def _embedding_run(self, minibatches: Iterable) -> Iterator:
+        """Yield from ``minibatches`` with the token projections built once and freed memory kept for reuse."""
+        with reuse_freed_memory(), self.module.frozen_tokenizers():
+            yield from minibatches
 
     def _latent_modalities(self, modality: str) -> list[str]:
         if modality != "joint" and modality not in self.modalities:
@@ -689,7 +702,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         checker.finish(stacklevel=5)
         device = next(self.module.parameters()).device
         chunks = []
-        for start in range(0, n_rows, batch_size):
+        for start in self._embedding_run(range(0, n_rows, batch_size)):
             part = slice(start, start + batch_size) if rows is None else rows[start : start + batch_size]
             x = sparse.csr_matrix(aligner.apply(read_rows(X, part)))
             counts = SparseRows.from_scipy(x, device=device)

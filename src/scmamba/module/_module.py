@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -13,7 +14,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
 from .._constants import MODALITIES, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
-from ..nn import BatchClassifier, CompositionDecoder, MambaEncoder
+from ..nn import BatchClassifier, CompositionDecoder, MambaEncoder, PatchEmbedding
 from ..nn._sparse import SparseRows, encode_values
 from ._loss import contrastive_loss
 
@@ -154,6 +155,15 @@ class ScMambaModule(BaseModuleClass):
     def logit_scale(self) -> torch.Tensor:
         """``1 / temperature``, clamped."""
         return self.log_logit_scale.clamp(0.0, self.max_log_scale).exp()
+
+    @contextlib.contextmanager
+    def frozen_tokenizers(self) -> Iterator[None]:
+        """Build every token projection once for the forward passes inside (embedding, no gradients)."""
+        with contextlib.ExitStack() as stack:
+            for module in self.modules():
+                if isinstance(module, PatchEmbedding):
+                    stack.enter_context(module.frozen())
+            yield
 
     def encoder_input(self, modality: str, counts: SparseRows) -> SparseRows:
         """Raw counts -> encoder input: feature dropout (training only), genomic order, value encoding."""

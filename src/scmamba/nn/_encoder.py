@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from typing import Literal
 
 import torch
@@ -77,6 +79,34 @@ class PatchEmbedding(nn.Module):
         self.pos_embedding = nn.Parameter(torch.randn(self.n_patches, d_model) * 0.02)
         self.pos_embedding._no_weight_decay = True
         self.dropout = nn.Dropout(dropout)
+        self._frozen_weight: torch.Tensor | None = None
+
+    def projection_weight(self) -> torch.Tensor:
+        """The float32 ``(width, d_model)`` matrix a patch's (or with ``'per_region'`` a cell's) features map by."""
+        if self._frozen_weight is not None:
+            return self._frozen_weight
+        if self.projection == "shared":
+            return self.proj.weight.T.float()
+        weight = self.proj_weight.float()
+        if self.bin_size is not None:
+            shared = self.bin_weight.float()[:, None].expand(-1, self.bin_size, -1)
+            weight = weight + shared.reshape(-1, weight.shape[1])[: self.n_features]
+        return weight
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Build the projection matrix once for the forward passes inside (embedding without gradients).
+
+        With ``'per_region'`` projections and bins the matrix is a sum over all features (150,000 x ``d_model``
+        for a full-width ATAC layer); rebuilding it for every minibatch of an embedding run is pure overhead.
+        """
+        with torch.no_grad():
+            weight = self.projection_weight()
+        self._frozen_weight = weight
+        try:
+            yield
+        finally:
+            self._frozen_weight = None
 
     def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         """``(cells, n_features)`` (dense, or its non-zeros) ``-> (cells, n_patches, d_model)``."""
@@ -96,16 +126,13 @@ class PatchEmbedding(nn.Module):
         crow[1:] = torch.bincount(key, minlength=n_tokens).cumsum(0)
         with torch.autocast(device_type=key.device.type, enabled=False):  # sparse products run in float32
             if self.projection == "shared":
-                weight, bias = self.proj.weight.T.float(), self.proj.bias
-                width, cols = self.patch_size, cols % self.patch_size
+                bias, width, cols = self.proj.bias, self.patch_size, cols % self.patch_size
             else:
-                weight, bias, width = self.proj_weight.float(), self.proj_bias, self.n_features
-                if self.bin_size is not None:
-                    shared = self.bin_weight.float()[:, None].expand(-1, self.bin_size, -1)  # a view, unlike repeat
-                    weight = weight + shared.reshape(-1, weight.shape[1])[: self.n_features]
+                bias, width = self.proj_bias, self.n_features
             patches = torch.sparse_csr_tensor(crow, cols, values.float(), (n_tokens, width))
-            tokens = patches @ weight
-        return self.dropout(tokens.view(n_cells, self.n_patches, -1) + bias + self.pos_embedding)
+            tokens = patches @ self.projection_weight()
+        # bias and positions are (n_patches, d_model): summed first, so the token tensor is added to once
+        return self.dropout(tokens.view(n_cells, self.n_patches, -1) + (bias + self.pos_embedding))
 
 
 class GatedMLP(nn.Module):
