@@ -28,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -89,7 +90,7 @@ def main(argv=None):
     parser.add_argument("--rna-depth-scale", type=float, default=20.0)
     parser.add_argument("--atac-depth-scale", type=float, default=62.0)
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--embed-batch", type=int, default=512)
+    parser.add_argument("--embed-batch", type=int, default=None, help="default: the package's (EMBED_BATCH_SIZE)")
     parser.add_argument("--kwargs", default="{}", help="JSON of SCMAMBA keywords")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (as train(precision='bf16'))")
     parser.add_argument("--repeats", type=int, default=3)
@@ -107,10 +108,16 @@ def main(argv=None):
     import torch.nn.functional as F
 
     from scmamba import SCMAMBA
+    from scmamba._malloc import reuse_freed_memory
+    from scmamba.model._presets import EMBED_BATCH_SIZE
     from scmamba.module import contrastive_loss
     from scmamba.nn import SparseRows
 
     md.set_options(pull_on_update=False)
+    args.embed_batch = args.embed_batch or EMBED_BATCH_SIZE
+    # the parts run outside train(): give them the malloc settings train() and get_latent_representation() use
+    malloc_tuning = contextlib.ExitStack()  # held until main() returns
+    malloc_tuning.enter_context(reuse_freed_memory())
     threads = set_threads()
     scvi.settings.seed = 0
     prof = source_profiles(Path(args.source))
