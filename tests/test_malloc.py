@@ -1,20 +1,27 @@
 """Freed memory is kept for reuse inside a training/embedding run (glibc only) and the switch turns it off."""
 
-import gc
-import resource
+import json
+import os
+import subprocess
+import sys
 
 import pytest
-import torch
 
 from scmamba import _malloc
 
 pytestmark = pytest.mark.skipif(_malloc._libc() is None, reason="glibc's mallopt only")
 
-BLOCK = 96 * 2**20  # above glibc's largest mmap threshold: by default mapped and unmapped on every use
+# Run in a fresh interpreter: the heap of a test session that has imported and freed much else is in no known
+# state. A block above glibc's largest dynamic mmap threshold (32 MiB) is mapped and unmapped on every use by
+# default, so each reuse page-faults all of it in again.
+SCRIPT = """
+import gc, json, resource
+import torch
+from scmamba import _malloc
 
+BLOCK = 96 * 2**20
 
-def _faults_of_reuse() -> int:
-    """Minor page faults of allocating, touching and freeing a large block, after a first such round."""
+def faults_of_reuse():
     a = torch.ones(BLOCK // 4)
     del a
     gc.collect()
@@ -23,16 +30,33 @@ def _faults_of_reuse() -> int:
     del a
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
 
+out = {"pages": BLOCK // resource.getpagesize(), "default": faults_of_reuse()}
+with _malloc.reuse_freed_memory():
+    out["run"] = faults_of_reuse()
+    with _malloc.reuse_freed_memory():
+        out["nested"] = faults_of_reuse()
+    out["after_nested"] = faults_of_reuse()
+out["after_run"] = faults_of_reuse()
+print(json.dumps(out))
+"""
 
-def test_large_blocks_are_reused_inside_a_run_only(monkeypatch):
-    pages = BLOCK // resource.getpagesize()
-    assert _faults_of_reuse() > pages // 2  # glibc's default: every large block is faulted in anew
-    with _malloc.reuse_freed_memory():
-        assert _faults_of_reuse() < pages // 10
-        with _malloc.reuse_freed_memory():  # nested: the outer run's settings hold
-            assert _faults_of_reuse() < pages // 10
-        assert _faults_of_reuse() < pages // 10
-    assert _faults_of_reuse() > pages // 2  # released at the end of the run
-    monkeypatch.setenv(_malloc.ENV_SWITCH, "0")
-    with _malloc.reuse_freed_memory():
-        assert _faults_of_reuse() > pages // 2
+
+def _faults(switch: str | None) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != _malloc.ENV_SWITCH}
+    if switch is not None:
+        env[_malloc.ENV_SWITCH] = switch
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_large_blocks_are_reused_inside_a_run_only():
+    f = _faults(None)
+    many, few = f["pages"] // 2, f["pages"] // 10
+    assert f["default"] > many, f  # glibc's default: the block is faulted in anew on every use
+    assert f["run"] < few and f["nested"] < few and f["after_nested"] < few, f  # kept inside a run, nested too
+    assert f["after_run"] > many, f  # released when the run ends
+
+
+def test_switch_leaves_malloc_alone():
+    f = _faults("0")
+    assert min(f["run"], f["nested"], f["after_run"]) > f["pages"] // 2, f
