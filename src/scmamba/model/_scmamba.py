@@ -170,7 +170,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         self,
         mdata: MuData,
         *,
-        n_latent: int = 32,
+        n_latent: int = 64,
         d_model: int = 64,
         n_layers: int | Mapping[str, int] = 1,
         patch_size: int | Mapping[str, int] | None = None,
