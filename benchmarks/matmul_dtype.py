@@ -1,4 +1,4 @@
-"""bf16 vs float32 matmul rates at the shapes of SCMAMBA's encoder projections, on this CPU and torch build.
+"""bf16 vs float32 matmul rates at the shapes of SCMAMBA's encoder projections, on the CPU and torch build it runs on.
 
 The encoders' dense work is ``nn.Linear`` on ``(tokens, d_model)`` activations: Mamba2's input projection
 (``d_model -> 2 * expand * d_model + 2 * d_state + heads``), its output projection and the MLP. Whether bf16 autocast
