@@ -17,8 +17,8 @@ PER_MODALITY_DEFAULTS: dict[str, dict[str, object]] = {
 
 #: Cells per minibatch of ``get_latent_representation``. The largest activation (tokens x the Mamba2 input
 #: projection's width, float32) of 256 cells stays below glibc's 32 MiB mmap threshold, so its memory is reused
-#: from one minibatch to the next; above it every minibatch maps and page-faults its activations in afresh, which
-#: made 512-cell minibatches slower at full multiome width (``benchmarks/README.md``).
+#: from one minibatch to the next even where the run's malloc settings (``scmamba._malloc``) do not apply; with them,
+#: 256 and 512 cells embed at the same rate at full multiome width (``benchmarks/README.md``).
 EMBED_BATCH_SIZE = 256
 
 
