@@ -269,7 +269,15 @@ def test_sparse_patch_embedding_equals_dense_patching(projection):
             weight = weight + tok.bin_weight.repeat_interleave(bin_size, dim=0)[:1000]
         weight = F.pad(weight, (0, 0, 0, 24)).view(16, 64, 16)
         ref = torch.einsum("ncp,cpd->ncd", patches, weight) + tok.proj_bias
-    assert torch.allclose(tok(x), ref + tok.pos_embedding, atol=1e-6)
+    out = tok(x)
+    assert torch.allclose(out, ref + tok.pos_embedding, atol=1e-6)
+    # the gradients of every parameter match the dense computation's
+    cotangent = torch.randn_like(out)
+    params = [p for p in tok.parameters() if p.requires_grad]
+    grads = torch.autograd.grad((out * cotangent).sum(), params, retain_graph=True)
+    ref_grads = torch.autograd.grad(((ref + tok.pos_embedding) * cotangent).sum(), params, allow_unused=True)
+    for p, g, r in zip(params, grads, ref_grads, strict=True):
+        assert r is not None and torch.allclose(g, r, atol=1e-5), p.shape
     with torch.no_grad():
         live = tok(x)
         with tok.frozen():  # the projection is built once for the passes inside; the same tokens

@@ -19,9 +19,9 @@ import torch
 __all__ = ["SparseRows", "bin_relative_levels", "encode_values", "normalize_log1p", "stable_order"]
 
 
-# Minibatches arrive as torch sparse CSR tensors (scvi-tools' load_sparse_tensor=True) and the patch tokens are CSR
-# products; torch warns on every such tensor that CSR support is in beta and that invariant checks are off. The
-# tensors are built from valid CSR structure (scipy's, or sorted keys here), so the warnings carry nothing.
+# Minibatches arrive as torch sparse CSR tensors (scvi-tools' load_sparse_tensor=True); torch warns on every such
+# tensor that CSR support is in beta and that invariant checks are off. The tensors are built from valid CSR
+# structure (scipy's), so the warnings carry nothing.
 warnings.filterwarnings("ignore", message=r"Sparse (CSR tensor support is in beta|invariant checks are implicitly)")
 
 
@@ -162,37 +162,43 @@ def bin_relative_levels(x: SparseRows, n_bins: int) -> SparseRows:
         raise ValueError(f"n_bins must be at least 2, got {n_bins}.")
     if x.values.numel() == 0:
         return x
-    nnz = x.values.numel()
-    # sort the non-zeros by (row, value): a stable sort by value, then a stable sort by row (counts are integers,
-    # so both are sorts of small integers)
-    top = float(x.values.max())
-    if top < 2**16 and bool((x.values == x.values.round()).all()):
-        by_value = stable_order(x.values.int(), int(top) + 1)
-    else:
-        by_value = torch.sort(x.values, stable=True).indices
-    order = by_value[stable_order(x.rows[by_value], x.n_rows)]
-    rows, values = x.rows[order], x.values[order]
+    nnz, device = x.values.numel(), x.values.device
     counts = x.row_counts()
-    starts = torch.cumsum(counts, 0) - counts
+    # at_or_below: how many of its row's non-zeros are <= each value (1 + its rank, ties taking the last rank)
+    top = float(x.values.max())
+    integer = top < 2**31 and bool((x.values == x.values.round()).all())
+    if integer and x.n_rows * (top + 1) <= 8 * nnz + 2**20:
+        # counts: a cumulative histogram per row (no sort), its size bounded by the minibatch's
+        width = int(top) + 1
+        key = x.rows * width + x.values.long()
+        cumulative = torch.bincount(key, minlength=x.n_rows * width).view(x.n_rows, width).cumsum(1)
+        at_or_below = cumulative.flatten()[key]
+    else:
+        # sort the non-zeros by (row, value): a stable sort by value, then a stable sort by row
+        if integer and top < 2**16:
+            by_value = stable_order(x.values.int(), int(top) + 1)
+        else:
+            by_value = torch.sort(x.values, stable=True).indices
+        order = by_value[stable_order(x.rows[by_value], x.n_rows)]
+        rows, values = x.rows[order], x.values[order]
+        index = torch.arange(nnz, device=device)
+        group_end = torch.ones(nnz, dtype=torch.bool, device=device)
+        group_end[:-1] = (rows[1:] != rows[:-1]) | (values[1:] != values[:-1])
+        last = torch.where(group_end, index, torch.full_like(index, nnz))
+        last = torch.flip(torch.cummin(torch.flip(last, [0]), 0).values, [0])  # end of each value's tie group
+        starts = torch.cumsum(counts, 0) - counts
+        at_or_below = torch.empty_like(last)
+        at_or_below[order] = last - starts[rows] + 1
     # The edges are the values at within-row ranks floor(q * (n - 1)); a value is >= an edge exactly when its
-    # rank, taken as the last rank among values equal to it, is >= the edge's rank. So bins are counted on ranks,
-    # with O(nnz) memory, and equal the edge comparison of the dense definition.
-    q = torch.linspace(0, 1, n_bins - 1, device=values.device)
+    # (last) rank is >= the edge's rank, so a value's bin is the number of edge ranks <= its rank. Those numbers are
+    # a table over each row's ranks laid end to end: the edges' histogram, summed cumulatively (every row has
+    # n_bins - 1 edges, so row i's table is offset by i * (n_bins - 1)).
+    q = torch.linspace(0, 1, n_bins - 1, device=device)
     edge_rank = torch.floor(q[None, :] * (counts[:, None] - 1).clamp_min(0)).long()  # (n_rows, n_bins - 1)
-    index = torch.arange(nnz, device=values.device)
-    group_end = torch.ones(nnz, dtype=torch.bool, device=values.device)
-    group_end[:-1] = (rows[1:] != rows[:-1]) | (values[1:] != values[:-1])
-    last = torch.where(group_end, index, torch.full_like(index, nnz))
-    last = torch.flip(torch.cummin(torch.flip(last, [0]), 0).values, [0])  # end of each value's tie group
-    rank = last - starts[rows]
-    # count edge ranks <= rank within each row: one sorted search over rows laid end to end
-    stride = int(counts.max()) + 1
-    shift = torch.arange(x.n_rows, device=values.device)[:, None] * stride
-    bins = torch.searchsorted((edge_rank + shift).flatten(), rank + rows * stride, right=True)
-    bins = (bins - rows * (n_bins - 1)).clamp(1, n_bins - 1)
-    out = torch.empty_like(x.values)
-    out[order] = bins.to(x.values.dtype) / (n_bins - 1)
-    return x.with_values(out)
+    starts = torch.cumsum(counts, 0) - counts
+    table = torch.bincount((starts[:, None] + edge_rank).flatten(), minlength=nnz + 1).cumsum(0)
+    bins = table[starts[x.rows] + at_or_below - 1] - x.rows * (n_bins - 1)
+    return x.with_values(bins.clamp(1, n_bins - 1).to(x.values.dtype) / (n_bins - 1))
 
 
 @_dense_in_dense_out
