@@ -14,6 +14,8 @@ the step is run on it, forward and backward, ``--repeats`` times:
 ``contrastive``     InfoNCE + cosine on the batch
 ``step``            the whole training step as Lightning runs it (module forward, loss, backward, AdamW step)
 ``embed``           ``get_latent_representation`` per cell (no gradient, ``--embed-batch`` cells per minibatch)
+``embed <part>/<mod>``  its parts on one minibatch: non-zeros of the loader's CSR tensor, encoder input, tokens,
+                    the blocks together, norm + head (per 1,000 cells)
 
 For every part: wall time (median over repeats) and the bytes of the tensors autograd saves for the backward
 (``saved_MB``, the activation memory the part holds during a step). The table is printed and written as JSON.
@@ -220,6 +222,33 @@ def main(argv=None):
 
     t_embed, _ = timed(once_embed, max(1, args.repeats - 1))
     record("embed (per 1,000 cells)", t_embed / n_embed * 1000)
+    # the embedding's parts on one of its minibatches, as get_latent_representation runs them (no gradient,
+    # projections built once), per 1,000 cells
+    embed_loader = model._make_data_loader(
+        adata=mdata, indices=np.arange(min(args.cells, args.embed_batch)), batch_size=args.embed_batch,
+        load_sparse_tensor=True,
+    )  # fmt: skip
+    embed_tensors = next(iter(embed_loader))
+    n_batch_cells = embed_tensors["batch"].shape[0]
+    with torch.no_grad(), module.frozen_tokenizers(), autocast:
+        for key, x in module._get_inference_input(embed_tensors).items():
+            if not key.startswith("x_"):
+                continue
+            m, encoder = key[2:], module.encoders[key[2:]]
+            t, raw = timed(lambda x=x: SparseRows.from_tensor(x), args.repeats)
+            t_in, enc_in = timed(lambda m=m, raw=raw: module.encoder_input(m, raw), args.repeats)
+            t_tok, h = timed(lambda e=encoder, enc_in=enc_in: e.tokenizer(enc_in), args.repeats)
+
+            def blocks(h=h, e=encoder):
+                for block in e.blocks:
+                    h = block(h)
+                return h
+
+            t_blocks, h = timed(blocks, args.repeats)
+            t_head, _ = timed(lambda h=h, e=encoder: e.out(e.pool_and_head(e.norm_f(h))), args.repeats)
+            for part, seconds in [("non-zeros", t), ("input", t_in), ("tokens", t_tok), ("blocks", t_blocks),
+                                  ("head", t_head)]:  # fmt: skip
+                record(f"embed {part}/{m} (per 1,000 cells)", seconds / n_batch_cells * 1000)
     result = {
         "meta": {**machine_info(), "threads": threads, "cells": args.cells, "genes": args.genes,
                  "peaks": args.peaks, "nnz_per_cell": nnz, "batch_size": args.batch_size, "bf16": args.bf16,
@@ -232,7 +261,8 @@ def main(argv=None):
         "peak_rss_gb": round(peak_rss_gb(), 2),
     }  # fmt: skip
     for r in rows:
-        r["share_of_step"] = round(r["ms"] / (t_step * 1000), 3) if r["part"] not in ("step", "load") else None
+        in_step = r["part"] not in ("step", "load") and not r["part"].startswith("embed")
+        r["share_of_step"] = round(r["ms"] / (t_step * 1000), 3) if in_step else None
     out = Path(args.out) if args.out else RESULTS / ("profile_step_quick.json" if args.quick else "profile_step.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(to_jsonable(result), indent=1))
