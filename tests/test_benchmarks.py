@@ -270,6 +270,33 @@ def test_matmul_dtype_quick(tmp_path):
     assert result["meta"]["torch_cpu_capability"] in stdout
 
 
+@pytest.mark.slow
+def test_profile_step_quick(tmp_path):
+    out = tmp_path / "profile.json"
+    stdout = _run("profile_step.py", ["--quick", "--out", str(out)], tmp_path, timeout=600)
+    result = json.loads(out.read_text())
+    parts = {r["part"]: r for r in result["rows"]}
+    for m in ("rna", "atac"):
+        assert parts[f"tokens/{m}"]["ms"] > 0 and parts[f"tokens/{m}"]["saved_MB"] > 0
+        for part in ("non-zeros", "input", "tokens", "blocks", "head"):
+            row = parts[f"embed {part}/{m} (per 1,000 cells)"]
+            assert row["ms"] > 0 and row["share_of_step"] is None  # embedding parts are not shares of a step
+    assert 0 < parts["decode/rna->atac"]["share_of_step"] < 1
+    assert result["train_cells_per_s"] > 0 and result["embed_cells_per_s"] > 0
+    assert "| embed blocks/atac (per 1,000 cells) |" in stdout
+
+
+@pytest.mark.slow
+def test_compile_check_quick(tmp_path):
+    stdout = _run("compile_check.py", ["--tokens", "8", "--repeats", "1", "--out", str(tmp_path)], tmp_path, 900)
+    rows = json.loads((tmp_path / "compile_check.json").read_text())["rows"]
+    assert [r["phase"] for r in rows] == ["embed", "train step"]
+    for r in rows:
+        assert r["eager_ms"] > 0 and r["compiled_ms"] > 0 and r["compile_s"] > 0
+        assert r["max_abs_diff"] < 1e-4  # the compiled block computes what the eager one does
+    assert "| embed |" in stdout
+
+
 def test_type_oracle_foscttm_matches_a_simulated_type_oracle():
     sys.path.insert(0, str(BENCH))
     import numpy as np
