@@ -164,11 +164,12 @@ def bin_relative_levels(x: SparseRows, n_bins: int) -> SparseRows:
         return x
     nnz, device = x.values.numel(), x.values.device
     counts = x.row_counts()
+    starts = torch.cumsum(counts, 0) - counts  # each row's first position with rows laid end to end
     # at_or_below: how many of its row's non-zeros are <= each value (1 + its rank, ties taking the last rank)
     top = float(x.values.max())
     integer = top < 2**31 and bool((x.values == x.values.round()).all())
     if integer and x.n_rows * (top + 1) <= 8 * nnz + 2**20:
-        # counts: a cumulative histogram per row (no sort), its size bounded by the minibatch's
+        # integer counts: a cumulative histogram per row (no sort), its size bounded by the minibatch's
         width = int(top) + 1
         key = x.rows * width + x.values.long()
         cumulative = torch.bincount(key, minlength=x.n_rows * width).view(x.n_rows, width).cumsum(1)
@@ -186,7 +187,6 @@ def bin_relative_levels(x: SparseRows, n_bins: int) -> SparseRows:
         group_end[:-1] = (rows[1:] != rows[:-1]) | (values[1:] != values[:-1])
         last = torch.where(group_end, index, torch.full_like(index, nnz))
         last = torch.flip(torch.cummin(torch.flip(last, [0]), 0).values, [0])  # end of each value's tie group
-        starts = torch.cumsum(counts, 0) - counts
         at_or_below = torch.empty_like(last)
         at_or_below[order] = last - starts[rows] + 1
     # The edges are the values at within-row ranks floor(q * (n - 1)); a value is >= an edge exactly when its
@@ -195,7 +195,6 @@ def bin_relative_levels(x: SparseRows, n_bins: int) -> SparseRows:
     # n_bins - 1 edges, so row i's table is offset by i * (n_bins - 1)).
     q = torch.linspace(0, 1, n_bins - 1, device=device)
     edge_rank = torch.floor(q[None, :] * (counts[:, None] - 1).clamp_min(0)).long()  # (n_rows, n_bins - 1)
-    starts = torch.cumsum(counts, 0) - counts
     table = torch.bincount((starts[:, None] + edge_rank).flatten(), minlength=nnz + 1).cumsum(0)
     bins = table[starts[x.rows] + at_or_below - 1] - x.rows * (n_bins - 1)
     return x.with_values(bins.clamp(1, n_bins - 1).to(x.values.dtype) / (n_bins - 1))
