@@ -13,7 +13,10 @@ pytestmark = pytest.mark.skipif(_malloc._libc() is None, reason="glibc's mallopt
 
 # Run in a fresh interpreter: the heap of a test session that has imported and freed much else is in no known
 # state. A block above glibc's largest dynamic mmap threshold (32 MiB) is mapped and unmapped on every use by
-# default, so each reuse page-faults all of it in again.
+# default, so each use page-faults all of it in again. Inside a run, a freed block can be split by small
+# allocations made meanwhile (other threads, the interpreter) and the next use then extends the heap once more, so
+# a run is judged by how many of its uses after the first fault the block in (at most one, against every one by
+# default); the end of a run by the first use after it, which finds the memory returned to the kernel.
 SCRIPT = """
 import gc, json, resource
 import torch
@@ -21,22 +24,23 @@ from scmamba import _malloc
 
 BLOCK = 96 * 2**20
 
-def faults_of_reuse():
-    a = torch.ones(BLOCK // 4)
-    del a
-    gc.collect()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    a = torch.ones(BLOCK // 4)
-    del a
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+def uses(n=6):
+    faults = []
+    for _ in range(n):
+        gc.collect()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        a = torch.ones(BLOCK // 4)
+        del a
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    return faults
 
-out = {"pages": BLOCK // resource.getpagesize(), "default": faults_of_reuse()}
+out = {"pages": BLOCK // resource.getpagesize(), "default": uses()}
 with _malloc.reuse_freed_memory():
-    out["run"] = faults_of_reuse()
+    out["run"] = uses()
     with _malloc.reuse_freed_memory():
-        out["nested"] = faults_of_reuse()
-    out["after_nested"] = faults_of_reuse()
-out["after_run"] = faults_of_reuse()
+        out["nested"] = uses()
+    out["after_nested"] = uses()
+out["after_run"] = uses()
 print(json.dumps(out))
 """
 
@@ -52,11 +56,12 @@ def _faults(switch: str | None) -> dict:
 def test_large_blocks_are_reused_inside_a_run_only():
     f = _faults(None)
     many, few = f["pages"] // 2, f["pages"] // 10
-    assert f["default"] > many, f  # glibc's default: the block is faulted in anew on every use
-    assert f["run"] < few and f["nested"] < few and f["after_nested"] < few, f  # kept inside a run, nested too
-    assert f["after_run"] > many, f  # released when the run ends
+    assert min(f["default"]) > many, f  # glibc's default: the block is faulted in anew on every use
+    for phase in ("run", "nested", "after_nested"):  # kept in a run, nested too
+        assert sum(faults > few for faults in f[phase][1:]) <= 1, f
+    assert f["after_run"][0] > many, f  # returned to the kernel when the run ends
 
 
 def test_switch_leaves_malloc_alone():
     f = _faults("0")
-    assert min(f["run"], f["nested"], f["after_run"]) > f["pages"] // 2, f
+    assert min(min(f[phase]) for phase in ("run", "nested", "after_run")) > f["pages"] // 2, f
