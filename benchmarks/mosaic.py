@@ -136,11 +136,11 @@ def evaluate(z, x_rna, x_other, group, labels) -> dict:
     return rec
 
 
-def run_scmamba(mdata, mosaic, other, kind, quick: bool, epochs: int | None):
+def run_scmamba(mdata, mosaic, other, kind, quick: bool, epochs: int | None, kwargs: dict | None = None):
     from scmamba import SCMAMBA
 
     SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
-    model = SCMAMBA(mosaic, **(quick_scmamba_config() if quick else {}))
+    model = SCMAMBA(mosaic, **{**(quick_scmamba_config() if quick else {}), **(kwargs or {})})
     model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False)
     z = model.get_latent_representation(mosaic)
     # the full profiles of every cell, through each encoder (the layer a single-modality cell lacked was never seen)
@@ -271,7 +271,8 @@ def run_dataset(path: Path, args) -> list[dict]:
         scvi.settings.seed = args.seed
         t0 = time.perf_counter()
         if method == "scmamba":
-            z, x_rna, x_other, info = run_scmamba(mdata, mosaic.copy(), other, kind, args.quick, epochs)
+            kwargs = json.loads(args.scmamba_kwargs) if args.scmamba_kwargs else None
+            z, x_rna, x_other, info = run_scmamba(mdata, mosaic.copy(), other, kind, args.quick, epochs, kwargs)
         elif method == "multivi":
             z, x_rna, x_other, info = run_multivi(mdata, other, group, epochs)
         elif method == "glue":
@@ -302,6 +303,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=default_threads())
     p.add_argument("--quick", action="store_true", help=f"{QUICK['max_cells']} cells, {QUICK['epochs']} epochs")
+    p.add_argument("--scmamba-kwargs", default=None, help="JSON of SCMAMBA init keywords (default: the defaults)")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
     return p.parse_args(argv)
 
