@@ -8,6 +8,7 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import pytest
+import torch
 from conftest import TINY
 from scipy import sparse
 
@@ -165,3 +166,23 @@ def test_feature_dropout_and_bin_size_per_modality(small):
         SCMAMBA(small, **config, feature_dropout={"gex": 0.2})
     with pytest.raises(ValueError, match=r"feature_dropout must be in \[0, 1\)"):
         SCMAMBA(small, **config, feature_dropout=1.0)
+
+
+def test_encoder_dropout_per_modality(small):
+    SCMAMBA.setup_mudata(small, modalities=MODS)
+    config = {k: v for k, v in TINY.items() if k != "dropout"}
+
+    def rates(model):
+        return {
+            m: sorted({mod.p for mod in enc.modules() if isinstance(mod, torch.nn.Dropout)})
+            for m, enc in model.module.encoders.items()
+        }
+
+    assert rates(SCMAMBA(small, **config, dropout=0.25)) == {"rna": [0.25], "atac": [0.25]}
+    assert rates(SCMAMBA(small, **config, dropout={"rna": 0.0, "atac": 0.3})) == {"rna": [0.0], "atac": [0.3]}
+    with pytest.raises(ValueError, match=r"dropout has values for unknown modalities \['gex'\]"):
+        SCMAMBA(small, **config, dropout={"gex": 0.2})
+    with pytest.raises(ValueError, match=r"dropout has no value for \['atac'\]"):
+        SCMAMBA(small, **config, dropout={"rna": 0.2})
+    with pytest.raises(ValueError, match=r"n_layers has no value for \['rna'\]"):
+        SCMAMBA(small, **{k: v for k, v in config.items() if k != "n_layers"}, n_layers={"atac": 2})

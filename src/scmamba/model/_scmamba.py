@@ -47,7 +47,11 @@ Modality = Literal["joint", "rna", "atac", "protein"]
 
 
 def _per_modality(name: str, value, modalities: Sequence[str]) -> dict:
-    """One value per modality from an int/float, a dict (missing modalities take the default) or ``None``."""
+    """One value per modality from an int/float, a dict or ``None``.
+
+    Modalities a dict leaves out take the per-modality default (``PER_MODALITY_DEFAULTS``); where the argument has
+    none (its default is one value for all modalities), a dict must name every modality.
+    """
     default = PER_MODALITY_DEFAULTS.get(name, {})
     if value is None:
         return {m: default.get(m) for m in modalities}
@@ -55,6 +59,9 @@ def _per_modality(name: str, value, modalities: Sequence[str]) -> dict:
         unknown = set(value) - set(MODALITY_LAYER_ARGS)
         if unknown:
             raise ValueError(f"{name} has values for unknown modalities {sorted(unknown)}; use {list(modalities)}.")
+        missing = [m for m in modalities if m not in value and m not in default]
+        if missing:
+            raise ValueError(f"{name} has no value for {missing}: give one per modality of {list(modalities)}.")
         return {m: value.get(m, default.get(m)) for m in modalities}
     return dict.fromkeys(modalities, value)
 
@@ -87,7 +94,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     d_model
         Token width of the encoders.
     n_layers
-        (Mamba2, MLP) blocks per encoder; an int, or a dict per modality.
+        (Mamba2, MLP) blocks per encoder; an int, or a dict with a value for every modality.
     patch_size
         Features per token; an int, or a dict per modality (``None``: 128 genes, 1,024 peaks, 8 proteins).
     max_tokens
@@ -104,7 +111,8 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     head_hidden
         Hidden width of the encoder heads.
     dropout
-        Dropout in the encoders.
+        Dropout in the encoders (on the tokens and in the block MLPs); a float, or a dict with a value for every
+        modality.
     feature_dropout
         Fraction of each cell's measured features dropped at random in every training step: an augmentation that
         keeps the encoders from memorising individual cells. One value, or a dict per modality (``None``: 0.3 RNA,
@@ -181,7 +189,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         chunk_size: int = 64,
         mlp_hidden: int | None = None,
         head_hidden: int = 256,
-        dropout: float = 0.1,
+        dropout: float | Mapping[str, float] = 0.1,
         feature_dropout: float | Mapping[str, float] | None = None,
         pooling: Pooling = "flatten",
         projection: Projection = "per_region",
@@ -238,7 +246,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             mlp_hidden=mlp_hidden or 2 * d_model,
             head_hidden=head_hidden,
             chunk_size=chunk_size,
-            dropout=dropout,
+            dropout=_per_modality("dropout", dropout, modalities),
             feature_dropout=_per_modality("feature_dropout", feature_dropout, modalities),
             pooling=pooling,
             projection=projection,

@@ -49,7 +49,8 @@ class ScMambaModule(BaseModuleClass):
     n_latent, d_model, n_layers, patch_size, d_state, headdim, expand, mlp_hidden, head_hidden, chunk_size
         Architecture, see :class:`~scmamba.SCMAMBA`; ``n_layers`` and ``patch_size`` are dicts per modality.
     dropout, feature_dropout, pooling, projection, bin_size, n_bins
-        Tokens and regularisation, see :class:`~scmamba.SCMAMBA`; ``feature_dropout`` and ``bin_size`` per modality.
+        Tokens and regularisation, see :class:`~scmamba.SCMAMBA`; ``feature_dropout`` and ``bin_size`` per modality,
+        ``dropout`` one value or per modality.
     temperature_init, learn_temperature, lambda_con, lambda_sim, lambda_rec, lambda_adv, batch_negatives
         Objective, see :class:`~scmamba.SCMAMBA`.
     use_fused_kernels
@@ -76,7 +77,7 @@ class ScMambaModule(BaseModuleClass):
         mlp_hidden: int,
         head_hidden: int,
         chunk_size: int,
-        dropout: float,
+        dropout: float | Mapping[str, float],
         feature_dropout: Mapping[str, float],
         pooling: str,
         projection: str,
@@ -127,7 +128,7 @@ class ScMambaModule(BaseModuleClass):
                 n_layers=n_layers[m],
                 mlp_hidden=mlp_hidden,
                 head_hidden=head_hidden,
-                dropout=dropout,
+                dropout=float(dropout[m] if isinstance(dropout, Mapping) else dropout),
                 pooling=pooling,
                 projection=projection,
                 bin_size=bin_size.get(m),
