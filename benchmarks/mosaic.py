@@ -11,8 +11,9 @@ and evaluated on what the mosaic hid:
   cell's full profiles: every such cell was trained with one of its layers only, so its true pairing was hidden
   (lower is better, random 0.5). Also per third.
 
-Peers: MULTIVI (SNARE-seq) with scvi-tools' documented mosaic set-up (every cell in both modalities, the unmeasured
-layer an all-zero row, which MULTIVI masks, and the ``modality`` of each cell as batch); TOTALVI (Abseq) can embed
+Peers: MULTIVI with scvi-tools' documented mosaic set-up (every cell in both modalities, the unmeasured layer an
+all-zero row, which MULTIVI masks, and the ``modality`` of each cell as batch), on RNA + ATAC and, through its
+protein branch (``protein_layer``, no regions), on RNA + protein; TOTALVI (Abseq) can embed
 paired and RNA-only cells but not protein-only cells (it needs RNA counts), so neither metric is defined for it: it
 is trained on the paired and RNA-only cells (the RNA-only cells' proteins masked as a batch without protein data)
 and reported as n/a. GLUE (scglue, if installed: ``pip install scglue``; SNARE-seq only) is given the RNA of the
@@ -23,8 +24,9 @@ self-loops). PCA and LSI are fitted on the cells each layer was measured in and 
 
     python benchmarks/mosaic.py                      # both shared data sets, package defaults
     python benchmarks/mosaic.py --quick              # 600 cells, 2 epochs, small SCMAMBA (minutes)
+    python benchmarks/mosaic.py --methods scmamba --paired-only   # SCMAMBA trained on the paired third alone
 
-Writes ``mosaic_<data>.json`` (``mosaic_<data>_quick.json`` with ``--quick``) to ``--out`` (default
+Writes ``mosaic_<data>.json`` (``_paired_only`` / ``_quick`` before ``.json`` with those options) to ``--out`` (default
 ``benchmarks/results``) and prints a Markdown table last.
 """
 
@@ -136,12 +138,18 @@ def evaluate(z, x_rna, x_other, group, labels) -> dict:
     return rec
 
 
-def run_scmamba(mdata, mosaic, other, kind, quick: bool, epochs: int | None, kwargs: dict | None = None):
+def run_scmamba(mdata, mosaic, other, kind, quick: bool, epochs: int | None, kwargs: dict | None = None,
+                train_kwargs: dict | None = None, paired_only: bool = False):  # fmt: skip
     from scmamba import SCMAMBA
 
-    SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
-    model = SCMAMBA(mosaic, **{**(quick_scmamba_config() if quick else {}), **(kwargs or {})})
-    model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False)
+    # paired_only: a reference point, not the protocol; the model sees the paired third alone and embeds the rest
+    train = mosaic
+    if paired_only:
+        names = mosaic.obs_names
+        train = mosaic[names.isin(mosaic["rna"].obs_names) & names.isin(mosaic[other].obs_names)].copy()
+    SCMAMBA.setup_mudata(train, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
+    model = SCMAMBA(train, **{**(quick_scmamba_config() if quick else {}), **(kwargs or {})})
+    model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False, **(train_kwargs or {}))
     z = model.get_latent_representation(mosaic)
     # the full profiles of every cell, through each encoder (the layer a single-modality cell lacked was never seen)
     x_rna = model.get_latent_representation(mdata, modality="rna")
@@ -149,17 +157,23 @@ def run_scmamba(mdata, mosaic, other, kind, quick: bool, epochs: int | None, kwa
     return z, x_rna, x_other, {"epochs": epochs_run(model)}
 
 
-def run_multivi(mdata, other, group, epochs: int | None):
+def run_multivi(mdata, other, kind, group, epochs: int | None):
     import scvi
 
     train = zero_filled(mdata, other, group)
-    scvi.model.MULTIVI.setup_mudata(train, batch_key="modality", modalities={"rna_layer": "rna", "atac_layer": other})
-    model = scvi.model.MULTIVI(train, n_genes=train["rna"].n_vars, n_regions=train[other].n_vars)
+    full = zero_filled(mdata, other, np.full(mdata.n_obs, "paired"))
+    if kind == "protein":  # MULTIVI's protein branch (totalVI's likelihood) reads dense counts
+        for ad in (train[other], full[other]):
+            ad.X = np.asarray(ad.X.toarray(), dtype=np.float32)
+    scvi.model.MULTIVI.setup_mudata(
+        train, batch_key="modality", modalities={"rna_layer": "rna", f"{kind}_layer": other}
+    )
+    n_regions = train[other].n_vars if kind == "atac" else 0
+    model = scvi.model.MULTIVI(train, n_genes=train["rna"].n_vars, n_regions=n_regions)
     model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False)
     z = model.get_latent_representation(train)  # masked mean over the layers each cell has
-    full = zero_filled(mdata, other, np.full(mdata.n_obs, "paired"))
     x_rna = model.get_latent_representation(full, modality="expression")
-    x_other = model.get_latent_representation(full, modality="accessibility")
+    x_other = model.get_latent_representation(full, modality="accessibility" if kind == "atac" else "protein")
     return z, x_rna, x_other, {"epochs": epochs_run(model)}
 
 
@@ -265,16 +279,20 @@ def run_dataset(path: Path, args) -> list[dict]:
     mosaic, group = mosaic_split(mdata, other, args.seed)
     labels = mdata.obs[args.label_key].astype(str).to_numpy()
     epochs = QUICK["epochs"] if args.quick else None
-    methods = args.methods or ["scmamba", "multivi" if kind == "atac" else "totalvi"]
+    methods = args.methods or ["scmamba", "multivi", *(["totalvi"] if kind == "protein" else [])]
     rows = []
     for method in methods:
         scvi.settings.seed = args.seed
         t0 = time.perf_counter()
         if method == "scmamba":
             kwargs = json.loads(args.scmamba_kwargs) if args.scmamba_kwargs else None
-            z, x_rna, x_other, info = run_scmamba(mdata, mosaic.copy(), other, kind, args.quick, epochs, kwargs)
+            train_kwargs = json.loads(args.scmamba_train_kwargs) if args.scmamba_train_kwargs else None
+            z, x_rna, x_other, info = run_scmamba(
+                mdata, mosaic.copy(), other, kind, args.quick, epochs, kwargs, train_kwargs, args.paired_only
+            )
+            info["trained_on"] = "paired third only" if args.paired_only else "mosaic"
         elif method == "multivi":
-            z, x_rna, x_other, info = run_multivi(mdata, other, group, epochs)
+            z, x_rna, x_other, info = run_multivi(mdata, other, kind, group, epochs)
         elif method == "glue":
             z, x_rna, x_other, info = run_glue(mdata, other, group, epochs)
         elif method == "totalvi":
@@ -296,7 +314,7 @@ def parse_args(argv=None):
         "--methods",
         nargs="+",
         default=None,
-        help="default: scmamba and multivi (ATAC) / totalvi (protein); also glue (ATAC)",
+        help="default: scmamba, multivi and (protein) totalvi; also glue (ATAC)",
     )
     p.add_argument("--label-key", default="cell_type")
     p.add_argument("--max-cells", type=int, default=0, help="random subset of cells (0: all)")
@@ -304,6 +322,12 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=default_threads())
     p.add_argument("--quick", action="store_true", help=f"{QUICK['max_cells']} cells, {QUICK['epochs']} epochs")
     p.add_argument("--scmamba-kwargs", default=None, help="JSON of SCMAMBA init keywords (default: the defaults)")
+    p.add_argument("--scmamba-train-kwargs", default=None, help="JSON of SCMAMBA.train keywords (e.g. batch_size)")
+    p.add_argument(
+        "--paired-only",
+        action="store_true",
+        help="SCMAMBA trains on the paired third alone (a reference point: what the single-layer cells add)",
+    )
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
     return p.parse_args(argv)
 
@@ -325,8 +349,10 @@ def main(argv=None):
         rows = run_dataset(path, args)
         all_rows += rows
         meta = {**machine_info(), "threads": args.threads, "quick": args.quick, "seed": args.seed,
-                "label_key": args.label_key, "split": "random thirds: paired / rna_only / other_only"}  # fmt: skip
-        name = f"mosaic_{path.stem}{'_quick' if args.quick else ''}.json"
+                "label_key": args.label_key, "split": "random thirds: paired / rna_only / other_only",
+                "scmamba_kwargs": args.scmamba_kwargs, "scmamba_train_kwargs": args.scmamba_train_kwargs,
+                "paired_only": args.paired_only}  # fmt: skip
+        name = f"mosaic_{path.stem}{'_paired_only' if args.paired_only else ''}{'_quick' if args.quick else ''}.json"
         (out_dir / name).write_text(json.dumps(to_jsonable({"meta": meta, "rows": rows}), indent=1))
         print(f"wrote {out_dir / name}", flush=True)
     print(markdown_table(all_rows, COLUMNS, digits={"wall_s": 0}))
