@@ -49,6 +49,7 @@ from _common import (
     load_data,
     machine_info,
     markdown_table,
+    other_modality,
     quick_scmamba_config,
     to_jsonable,
 )
@@ -84,19 +85,21 @@ def zero_filled(mdata, other: str, group: np.ndarray, keep: np.ndarray | None = 
     """Every cell in both modalities, the unmeasured layer an all-zero row (scvi-tools' mosaic convention).
 
     ``obs['modality']`` is ``'paired'``, ``'expression'`` or ``'accessibility'``/``'protein'`` (as
-    :func:`scvi.data.organize_multiome_anndatas` names them); ``keep`` selects cells.
+    :func:`scvi.data.organize_multiome_anndatas` names them); ``keep`` selects cells. Proteins come dense: the
+    totalVI protein likelihood (TOTALVI, MULTIVI's protein branch) reads a dense matrix.
     """
     import mudata as md
     from scipy import sparse
 
     keep = np.ones(mdata.n_obs, bool) if keep is None else keep
+    dense = other_modality(mdata)[1] == "protein"
     mods = {}
     for mod, drop in (("rna", "other_only"), (other, "rna_only")):
         ad = mdata[mod][keep].copy()
         X = sparse.csr_matrix(ad.X, dtype=np.float32)
         X = sparse.diags((group[keep] != drop).astype(np.float32)) @ X
         X.eliminate_zeros()
-        ad.X = X
+        ad.X = X.toarray() if mod == other and dense else X
         mods[mod] = ad
     out = md.MuData(mods)
     out.obs = mdata.obs.loc[out.obs_names].copy()
@@ -162,9 +165,6 @@ def run_multivi(mdata, other, kind, group, epochs: int | None):
 
     train = zero_filled(mdata, other, group)
     full = zero_filled(mdata, other, np.full(mdata.n_obs, "paired"))
-    if kind == "protein":  # MULTIVI's protein branch (totalVI's likelihood) reads dense counts
-        for ad in (train[other], full[other]):
-            ad.X = np.asarray(ad.X.toarray(), dtype=np.float32)
     scvi.model.MULTIVI.setup_mudata(
         train, batch_key="modality", modalities={"rna_layer": "rna", f"{kind}_layer": other}
     )
@@ -182,7 +182,6 @@ def run_totalvi(mdata, other, group, epochs: int | None):
 
     keep = group != "other_only"  # TOTALVI needs RNA counts: protein-only cells cannot be embedded
     train = zero_filled(mdata, other, group, keep=keep)
-    train[other].X = np.asarray(train[other].X.toarray(), dtype=np.float32)  # TOTALVI wants dense proteins
     scvi.model.TOTALVI.setup_mudata(
         train, batch_key="modality", modalities={"rna_layer": "rna", "protein_layer": other}
     )  # RNA-only cells form a batch without protein data, which TOTALVI masks
