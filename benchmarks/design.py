@@ -8,6 +8,7 @@ defaults were chosen with these runs (table in ``benchmarks/README.md``)::
     python benchmarks/design.py --name default --epochs 50
     python benchmarks/design.py --name contrastive_only --kwargs '{"lambda_rec": 0}' --epochs 50
     python benchmarks/design.py --name mean_pool --kwargs '{"pooling": "mean"}'
+    python benchmarks/design.py --name swa075 --swa-start 0.75
 
 Appends one JSON line per run to ``--out`` (default ``benchmarks/results/design_demo.jsonl``) and prints it, with
 the RNA-PCA baseline (``scmamba.metrics.rna_pca``) on the same cells.
@@ -23,6 +24,32 @@ from pathlib import Path
 from _common import RESULTS, limit_threads, machine_info
 
 
+def weight_averaging(ema: float | None, swa_start: float | None) -> list:
+    """Lightning weight-averaging callbacks for a design run (tried on the demo; not used by the package).
+
+    ``ema``: exponential moving average of the weights with this decay per step. ``swa_start``: equal-weight average
+    of the weights after every step from this fraction of all steps on. Only parameters are averaged
+    (``use_buffers=False``): the integer buffers (feature orders, BatchNorm step counts) cannot be averaged, and the
+    BatchNorm statistics are kept in step with the trained model's.
+    """
+    from lightning.pytorch.callbacks import EMAWeightAveraging, WeightAveraging
+
+    if ema is not None:
+        return [EMAWeightAveraging(decay=ema, use_buffers=False)]
+    if swa_start is None:
+        return []
+
+    class LateAveraging(WeightAveraging):
+        def setup(self, trainer, pl_module, stage):
+            self.first_step = swa_start * trainer.estimated_stepping_batches
+            super().setup(trainer, pl_module, stage)
+
+        def should_update(self, step_idx=None, epoch_idx=None):
+            return step_idx is not None and step_idx >= self.first_step
+
+    return [LateAveraging(use_buffers=False)]
+
+
 def main(argv=None):
     """Train one configuration on the demo cells and print / append its clustering scores."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -31,6 +58,8 @@ def main(argv=None):
     p.add_argument("--train-kwargs", default="{}", help="JSON of SCMAMBA.train keywords")
     p.add_argument("--epochs", type=int, default=None, help="default: SCMAMBA.train's own")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ema", type=float, default=None, help="average the weights: EMA with this decay per step")
+    p.add_argument("--swa-start", type=float, default=None, help="average the weights from this fraction of steps on")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=str(RESULTS / "design_demo.jsonl"))
     args = p.parse_args(argv)
@@ -51,12 +80,14 @@ def main(argv=None):
     train_kwargs = json.loads(args.train_kwargs)
     if args.epochs is not None:
         train_kwargs["max_epochs"] = args.epochs
+    callbacks = weight_averaging(args.ema, args.swa_start)
     t0 = time.perf_counter()
-    model.train(enable_progress_bar=False, **train_kwargs)
+    model.train(enable_progress_bar=False, callbacks=callbacks, **train_kwargs)
     row = {
         "name": args.name,
         "kwargs": json.loads(args.kwargs),
         "train_kwargs": train_kwargs,
+        "weight_averaging": {"ema": args.ema, "swa_start": args.swa_start} if callbacks else None,
         "seed": args.seed,
         "threads": args.threads,
         "train_s": round(time.perf_counter() - t0, 1),

@@ -58,5 +58,5 @@ def trained(demo_mdata, split):
     ref, query = demo_mdata[ref_idx].copy(), demo_mdata[query_idx].copy()
     SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"})
     model = SCMAMBA(ref, **TINY)
-    model.train(max_epochs=12, batch_size=128, lr=2e-3, enable_progress_bar=False)
+    model.train(max_epochs=12, batch_size=128, lr=2e-3, train_size=0.9, enable_progress_bar=False)
     return model, ref, query

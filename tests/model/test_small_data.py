@@ -26,6 +26,21 @@ def test_train_size_one_has_no_validation_loop(demo_mdata):
     assert model.get_latent_representation().shape == (40, 16)
 
 
+def test_default_trains_on_every_cell(demo_mdata):
+    model = _model(demo_mdata, 40)
+    model.train(max_epochs=1, batch_size=8, enable_progress_bar=False)
+    assert model.train_indices.size == 40 and model.validation_indices.size == 0
+    assert "validation_loss" not in model.history
+
+
+@pytest.mark.parametrize("kwargs", [{"early_stopping": True}, {"validation_size": 0.1}])
+def test_validation_cells_where_asked_for(demo_mdata, kwargs):
+    model = _model(demo_mdata, 40)
+    model.train(max_epochs=1, batch_size=8, enable_progress_bar=False, **kwargs)
+    assert model.train_indices.size == 36 and model.validation_indices.size == 4
+    assert "validation_loss" in model.history
+
+
 @pytest.mark.parametrize("n", [3, 12])
 def test_a_handful_of_cells_trains(demo_mdata, n):
     model = _model(demo_mdata, n)
@@ -49,7 +64,7 @@ def test_too_few_cells_is_a_clear_error(demo_mdata):
 
 def test_history_has_no_always_zero_vae_keys(demo_mdata):
     model = _model(demo_mdata, 60)
-    model.train(max_epochs=1, batch_size=20, enable_progress_bar=False)
+    model.train(max_epochs=1, batch_size=20, train_size=0.9, enable_progress_bar=False)
     keys = set(model.history)
     assert not [k for k in keys if k.startswith(VAE_KEYS)], sorted(keys)
     assert {"train_loss", "validation_loss", "infonce_train", "infonce_validation", "cosine_loss_train"} <= keys

@@ -418,7 +418,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         *,
         lr: float = 1e-3,
         batch_size: int = 128,
-        train_size: float | None = 0.9,
+        train_size: float | None = None,
         validation_size: float | None = None,
         early_stopping: bool = False,
         precision: str | int | None = None,
@@ -439,8 +439,12 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         batch_size
             Cells per minibatch (per process under DDP); larger batches give more negatives.
         train_size, validation_size
-            Split of the cells; the validation cells give ``validation_loss``. With no validation cells
-            (``train_size=1.0``, or a handful of cells) there is no validation loop, as in scvi-tools.
+            Split of the cells; the validation cells give ``validation_loss``. By default (``None``) every cell is
+            trained on (``1.0``), or 0.9 of them (scvi-tools' split) with ``early_stopping`` or a
+            ``validation_size``, which need validation cells. The contrastive objective fits the pairs it
+            trains on, so cells held out for a validation loss would be embedded as new cells, less faithfully
+            than the rest, into the neighbour graph and clusters of the same data. With no validation cells there
+            is no validation loop, as in scvi-tools.
         early_stopping
             Stop when ``validation_loss`` stops improving (``early_stopping_patience`` etc. go to trainer kwargs).
         precision
@@ -466,7 +470,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         """
         self.adata_manager.check_data()  # registry vs data, before Lightning starts
         n_obs = self.adata.n_obs
-        fraction = 0.9 if train_size is None else float(train_size)
+        if train_size is None:
+            train_size = 0.9 if early_stopping or validation_size is not None else 1.0
+        fraction = float(train_size)
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"train_size must be in (0, 1], got {train_size}.")
         n_train = math.ceil(fraction * n_obs)  # as scvi-tools' DataSplitter
