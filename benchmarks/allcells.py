@@ -51,7 +51,8 @@ Metrics, on all cells:
   (``layers_s``), peak RSS of training (process peak, data loading included), of the embedding step alone, and of
   the whole process (``peak_rss_gb``).
 * Convergence of the deep models: epochs run next to ``max_epochs``, whether early stopping ended the run, the
-  monitored validation metric (best epoch, final and best value, relative change over the last 10 epochs), the
+  monitored metric (the peers' validation metric, SCMAMBA's training loss: best epoch, final and best value,
+  relative change over the last 10 epochs), the
   final ``elbo_validation``, and in the JSON the trainer's early-stopping and learning-rate settings as run
   (``children[*].trainer``) and every per-epoch history curve (``children[*].history``).
 
@@ -111,8 +112,9 @@ QUICK_CELLS = 600
 QUICK_EPOCHS = 2
 N_COMPS = 50
 PRE_KEY = "X_pca"
-#: Validation curve reported per deep model when its trainer has no early stopping (SCMAMBA's default).
-MONITOR = {"scmamba": "validation_loss", "multivi": "reconstruction_loss_validation", "totalvi": "elbo_validation"}
+#: Loss curve reported per deep model when its trainer has no early stopping: SCMAMBA trains on every cell by
+#: default (no validation cells), so its training loss; the peers' validation metrics.
+MONITOR = {"scmamba": "train_loss_epoch", "multivi": "reconstruction_loss_validation", "totalvi": "elbo_validation"}
 NOTES = {
     "scmamba": "package defaults; joint + per-layer embeddings from each encoder",
     "multivi": "all features, train() defaults (early stopping); joint + per-layer latents",
@@ -417,7 +419,7 @@ TABLE_HEADERS = {
     "scib_total": "scib Total",
     "max_epochs": "max epochs",
     "early_stopped": "early stop",
-    "best_epoch": "best val epoch",
+    "best_epoch": "best epoch (monitor)",
     "train_s": "train s",
     "peak_rss_gb": "peak RSS GB",
 }
