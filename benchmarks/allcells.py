@@ -114,7 +114,7 @@ N_COMPS = 50
 PRE_KEY = "X_pca"
 #: Loss curve reported per deep model when its trainer has no early stopping: SCMAMBA trains on every cell by
 #: default (no validation cells), so its training loss; the peers' validation metrics.
-MONITOR = {"scmamba": "train_loss_epoch", "multivi": "reconstruction_loss_validation", "totalvi": "elbo_validation"}
+MONITOR = {"scmamba": "train_loss", "multivi": "reconstruction_loss_validation", "totalvi": "elbo_validation"}
 NOTES = {
     "scmamba": "package defaults; joint + per-layer embeddings from each encoder",
     "multivi": "all features, train() defaults (early stopping); joint + per-layer latents",

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from conftest import TINY
 
+import scmamba
 from scmamba import SCMAMBA
 
 MODS = {"rna_layer": "rna", "atac_layer": "atac"}
@@ -31,6 +32,8 @@ def test_default_trains_on_every_cell(demo_mdata):
     model.train(max_epochs=1, batch_size=8, enable_progress_bar=False)
     assert model.train_indices.size == 40 and model.validation_indices.size == 0
     assert "validation_loss" not in model.history
+    total = scmamba.pl.training_curves(model).axes[0]  # the training loss is drawn without a validation loss
+    assert [line.get_label() for line in total.get_lines()] == ["train_loss"]
 
 
 @pytest.mark.parametrize("kwargs", [{"early_stopping": True}, {"validation_size": 0.1}])

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from numpy.typing import ArrayLike
 
 #: Total-loss curves drawn by :func:`training_curves` when present.
-TOTAL_LOSS_KEYS: tuple[str, ...] = ("train_loss_epoch", "validation_loss")
+TOTAL_LOSS_KEYS: tuple[str, ...] = ("train_loss", "train_loss_epoch", "validation_loss")
 #: scvi-tools' ELBO bookkeeping entries, which are not loss parts of this model.
 _SCVI_ELBO_PREFIXES: tuple[str, ...] = ("elbo_", "reconstruction_loss_", "kl_local_", "kl_global_")
 
@@ -59,7 +59,8 @@ def training_curves(
 ) -> Figure:
     """Loss curves over epochs from a trained model's ``history``.
 
-    The left panel shows the total losses (``train_loss_epoch``, ``validation_loss``); the right panel, when
+    The left panel shows the total losses (``train_loss``, or ``train_loss_epoch`` as Lightning names it, and
+    ``validation_loss`` when there were validation cells); the right panel, when
     present, the logged loss parts (``infonce_train``, ``cosine_loss_train`` and their ``_validation``
     counterparts), validation dashed. scvi-tools' ELBO bookkeeping entries (``elbo_*``,
     ``reconstruction_loss_*``, ``kl_*``) are skipped. With ``keys`` exactly those entries are drawn in one
