@@ -15,6 +15,19 @@ PER_MODALITY_DEFAULTS: dict[str, dict[str, object]] = {
     "bin_size": {"rna": None, "atac": 8, "protein": None},
 }
 
+#: Encoder dropout when ``SCMAMBA(dropout=None)``: the cross-modal alignment is learned from the cells measured in
+#: both layers, and with few of them the encoders fit those pairs rather than what generalises to new cells, so models
+#: with fewer than ``FEW_PAIRED_CELLS`` paired cells get the higher rate (measurements: ``benchmarks/README.md``).
+ENCODER_DROPOUT = 0.1
+ENCODER_DROPOUT_FEW_PAIRS = 0.2
+FEW_PAIRED_CELLS = 5000
+
+
+def encoder_dropout(n_paired: int) -> float:
+    """Default encoder dropout for a model trained with ``n_paired`` cells measured in both layers."""
+    return ENCODER_DROPOUT_FEW_PAIRS if n_paired < FEW_PAIRED_CELLS else ENCODER_DROPOUT
+
+
 #: Cells per minibatch of ``get_latent_representation``. The largest activation (tokens x the Mamba2 input
 #: projection's width, float32) of 256 cells stays below glibc's 32 MiB mmap threshold, so its memory is reused
 #: from one minibatch to the next even where the run's malloc settings (``scmamba._malloc``) do not apply; with them,

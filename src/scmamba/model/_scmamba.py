@@ -27,7 +27,7 @@ from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
 from ..train import ContrastiveTrainingPlan
 from ._data import PairedMuDataManager, SparseDataSplitter
-from ._presets import EMBED_BATCH_SIZE, PER_MODALITY_DEFAULTS, paper_config, small_config
+from ._presets import EMBED_BATCH_SIZE, PER_MODALITY_DEFAULTS, encoder_dropout, paper_config, small_config
 from ._validation import (
     CountChecker,
     FeatureAligner,
@@ -112,7 +112,10 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         Hidden width of the encoder heads.
     dropout
         Dropout in the encoders (on the tokens and in the block MLPs); a float, or a dict with a value for every
-        modality.
+        modality. ``None``: 0.2 when fewer than 5,000 cells are measured in both layers, else 0.1: the alignment is
+        learned from the paired cells, and with few of them the encoders need more regularisation to embed new
+        cells (and, in a mosaic, the single-layer cells) where their partners would be. The value chosen is kept
+        with the model (saved, and reused by :meth:`load_query_data`).
     feature_dropout
         Fraction of each cell's measured features dropped at random in every training step: an augmentation that
         keeps the encoders from memorising individual cells. One value, or a dict per modality (``None``: 0.3 RNA,
@@ -189,7 +192,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         chunk_size: int = 64,
         mlp_hidden: int | None = None,
         head_hidden: int = 256,
-        dropout: float | Mapping[str, float] = 0.1,
+        dropout: float | Mapping[str, float] | None = None,
         feature_dropout: float | Mapping[str, float] | None = None,
         pooling: Pooling = "flatten",
         projection: Projection = "per_region",
@@ -229,6 +232,10 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 modality, var.shape[0], order.source, order.n_unplaced,
             )  # fmt: skip
         modalities = list(n_features)
+        if dropout is None:  # resolved here, so that init_params_ (saved with the model) hold the rate used
+            n_paired = self._n_paired_cells()
+            dropout = encoder_dropout(n_paired)
+            logger.info("Encoder dropout %s (%d cells measured in both layers).", dropout, n_paired)
         bins = _per_modality("bin_size", bin_size, modalities)
         if projection != "per_region":
             bins = dict.fromkeys(modalities) if bin_size is None else bins
@@ -270,6 +277,14 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         )
         self._model_summary_string += self._mosaic_summary()
         self.init_params_ = self._get_init_params(locals())
+
+    def _n_paired_cells(self) -> int:
+        """Cells measured in both (the first two) registered layers: all cells unless the MuData is a mosaic."""
+        mosaic = getattr(self.adata_manager, "mosaic", None)
+        if mosaic is None or len(mosaic.modalities) < 2:
+            return self.adata.n_obs
+        mod_a, mod_b = mosaic.modalities[:2]
+        return int((mosaic.observed[mod_a] & mosaic.observed[mod_b]).sum())
 
     def _mosaic_summary(self) -> str:
         mosaic = getattr(self.adata_manager, "mosaic", None)
