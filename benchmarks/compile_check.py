@@ -47,7 +47,7 @@ def main(argv=None):
     import torch
 
     from scmamba import SCMAMBA
-    from scmamba.model._presets import EMBED_BATCH_SIZE
+    from scmamba.model._presets import EMBED_BATCH_SIZE, ENCODER_DROPOUT
     from scmamba.nn import MambaBlock
 
     torch.set_num_threads(args.threads)
@@ -57,7 +57,9 @@ def main(argv=None):
     defaults = {k: v.default for k, v in inspect.signature(SCMAMBA.__init__).parameters.items()}
     d_model = defaults["d_model"]
     kwargs = {k: defaults[k] for k in ("d_state", "headdim", "expand", "chunk_size")}
-    block = MambaBlock(d_model, defaults["mlp_hidden"] or 2 * d_model, dropout=defaults["dropout"], **kwargs)
+    # dropout=None chooses by the number of paired cells: a full-width model has more than 5,000 of them
+    dropout = ENCODER_DROPOUT if defaults["dropout"] is None else defaults["dropout"]
+    block = MambaBlock(d_model, defaults["mlp_hidden"] or 2 * d_model, dropout=dropout, **kwargs)
     with torch.no_grad():  # zero-initialised residual branches would make the block the identity: perturb them
         for param in block.parameters():
             param.add_(torch.randn_like(param) * 0.02)
