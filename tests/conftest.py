@@ -21,6 +21,14 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY = {**SCMAMBA.small_config(), "dropout": 0.0}
 
 
+def dropout_rates(model) -> dict[str, list[float]]:
+    """The dropout rates in each modality's encoder of ``model``."""
+    return {
+        m: sorted({mod.p for mod in enc.modules() if isinstance(mod, torch.nn.Dropout)})
+        for m, enc in model.module.encoders.items()
+    }
+
+
 def pytest_collection_modifyitems(items):
     """The benchmark scripts' smoke runs (``test_benchmarks.py::test_*_quick``) are slow tests (``-m slow``)."""
     for item in items:

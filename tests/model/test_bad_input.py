@@ -8,8 +8,7 @@ import anndata as ad
 import mudata as md
 import numpy as np
 import pytest
-import torch
-from conftest import TINY
+from conftest import TINY, dropout_rates
 from scipy import sparse
 
 from scmamba import SCMAMBA
@@ -172,14 +171,8 @@ def test_encoder_dropout_per_modality(small):
     SCMAMBA.setup_mudata(small, modalities=MODS)
     config = {k: v for k, v in TINY.items() if k != "dropout"}
 
-    def rates(model):
-        return {
-            m: sorted({mod.p for mod in enc.modules() if isinstance(mod, torch.nn.Dropout)})
-            for m, enc in model.module.encoders.items()
-        }
-
-    assert rates(SCMAMBA(small, **config, dropout=0.25)) == {"rna": [0.25], "atac": [0.25]}
-    assert rates(SCMAMBA(small, **config, dropout={"rna": 0.0, "atac": 0.3})) == {"rna": [0.0], "atac": [0.3]}
+    assert dropout_rates(SCMAMBA(small, **config, dropout=0.25)) == {"rna": [0.25], "atac": [0.25]}
+    assert dropout_rates(SCMAMBA(small, **config, dropout={"rna": 0.0, "atac": 0.3})) == {"rna": [0.0], "atac": [0.3]}
     with pytest.raises(ValueError, match=r"dropout has values for unknown modalities \['gex'\]"):
         SCMAMBA(small, **config, dropout={"gex": 0.2})
     with pytest.raises(ValueError, match=r"dropout has no value for \['atac'\]"):

@@ -7,8 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scvi
-import torch
-from conftest import TINY
+from conftest import TINY, dropout_rates
 
 from scmamba import SCMAMBA
 
@@ -174,26 +173,22 @@ def test_default_encoder_dropout_follows_the_paired_cells(demo_mdata, monkeypatc
     """``dropout=None`` counts the cells measured in both layers, not all cells; the rate chosen is saved."""
     from scmamba.model import _presets
 
-    def rates(model):
-        return {
-            m: sorted({mod.p for mod in enc.modules() if isinstance(mod, torch.nn.Dropout)})
-            for m, enc in model.module.encoders.items()
-        }
-
     config = {k: v for k, v in TINY.items() if k != "dropout"}
     mosaic, _ = _mosaic(demo_mdata[:N_CELLS].copy())  # 600 cells, 200 of them paired
     SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities=MODS)
     monkeypatch.setattr(_presets, "FEW_PAIRED_CELLS", 300)  # between the paired cells and all cells
     few = SCMAMBA(mosaic, **config)
-    assert rates(few) == {"rna": [_presets.ENCODER_DROPOUT_FEW_PAIRS], "atac": [_presets.ENCODER_DROPOUT_FEW_PAIRS]}
+    high = _presets.ENCODER_DROPOUT_FEW_PAIRS
+    assert dropout_rates(few) == {"rna": [high], "atac": [high]}
     paired = demo_mdata[:N_CELLS].copy()  # the same 600 cells, all paired
     SCMAMBA.setup_mudata(paired, batch_key="batch", modalities=MODS)
     many = SCMAMBA(paired, **config)
-    assert rates(many) == {"rna": [_presets.ENCODER_DROPOUT], "atac": [_presets.ENCODER_DROPOUT]}
-    assert rates(SCMAMBA(paired, **config, dropout=0.3)) == {"rna": [0.3], "atac": [0.3]}  # a given rate is kept
+    assert dropout_rates(many) == {"rna": [_presets.ENCODER_DROPOUT], "atac": [_presets.ENCODER_DROPOUT]}
+    # a given rate is kept
+    assert dropout_rates(SCMAMBA(paired, **config, dropout=0.3)) == {"rna": [0.3], "atac": [0.3]}
     # the rate chosen is what the model saves: loading it with other data does not choose again
     few.save(tmp_path / "few", save_anndata=False)
     monkeypatch.setattr(_presets, "FEW_PAIRED_CELLS", 100)  # chosen again, 600 paired cells would get the lower rate
     assert few.init_params_["non_kwargs"]["dropout"] == _presets.ENCODER_DROPOUT_FEW_PAIRS
     loaded = SCMAMBA.load(str(tmp_path / "few"), adata=paired)
-    assert rates(loaded) == rates(few)
+    assert dropout_rates(loaded) == dropout_rates(few)
