@@ -44,11 +44,12 @@ ref.obsm["X_scmamba"] = model.get_latent_representation()
 # ## Map the query
 # The query model starts from the reference weights, so it embeds cells exactly as the reference does. Its new
 # donors are added to the batch categories. Fine-tuning is optional: `trainable="norms"` adapts only the
-# normalisation scales of the encoders (a few thousand parameters) to the query's own RNA–protein pairs, and keeps
-# everything else at the reference values. On the full data the plain mapping transferred labels better than 5
-# epochs of norm fine-tuning (`benchmarks/transfer.py`; the figures are in `benchmarks/README.md`): fine-tuning on
-# the query's own pairs moves it away from the reference embeddings the classifier is fitted on. Compare both on
-# your data.
+# encoders' normalisation layers (scales and biases, a few thousand parameters) to the query's own RNA–protein
+# pairs, and keeps everything else that computes the embedding at the reference values (the decoders' per-batch
+# offsets also train: they enter the training loss, never the embedding). On the full data the plain mapping
+# transferred labels better than 5 epochs of norm fine-tuning (`benchmarks/transfer.py`; the figures are in
+# `benchmarks/README.md`): fine-tuning on the query's own pairs moves it away from the reference embeddings the
+# classifier is fitted on. Compare both on your data.
 
 # %%
 qmodel = SCMAMBA.load_query_data(query, model, trainable="norms")

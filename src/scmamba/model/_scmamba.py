@@ -345,7 +345,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         rna_layer, atac_layer, protein_layer
             Layer with raw counts of each modality (``None``: ``.X``).
         batch_key
-            Optional ``obs`` column of batches (libraries, donors); kept for query mapping and reporting.
+            Optional ``obs`` column of batches (libraries, donors). The model uses it in training: the decoders'
+            per-batch offsets, the adversarial batch classifier (``lambda_adv``) and ``batch_negatives``;
+            :meth:`load_query_data` adds a query's new batches.
         rna_annotation, atac_annotation
             Where genomic coordinates come from when ``var`` has none: a genome name of the shipped tables
             (``'GRCh38'``, ``'GRCh37'``, ``'GRCm38'``), a table/GTF path or a DataFrame. By default coordinates are
@@ -767,8 +769,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
 
         The query is registered with the reference's setup (new batch categories are added) and the model starts
         from the reference weights, so before any training it embeds cells exactly as the reference does. Calling
-        :meth:`train` on it then fine-tunes only the ``trainable`` parameter groups on the query's own pairs;
-        everything else stays frozen at the reference values, which keeps the query in the reference space
+        :meth:`train` on it then fine-tunes only the ``trainable`` parameter groups on the query's own pairs
+        (plus the decoders' per-batch offsets and the batch classifier, which enter the training loss but never the
+        embedding); everything else stays frozen at the reference values, which keeps the query in the reference space
         (reference embeddings and labels stay valid). Without training the query model is a plain mapping, the
         better default for label transfer: fine-tuning moves the query away from the reference embeddings a
         classifier is fitted on (``benchmarks/README.md``, label transfer, has the measurements).

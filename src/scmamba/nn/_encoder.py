@@ -205,7 +205,7 @@ class MambaEncoder(nn.Module):
     head_hidden
         Hidden width of the head.
     dropout
-        Dropout on tokens and inside MLPs.
+        Dropout on the tokens and inside the block MLPs (the head has none).
     pooling
         ``'flatten'``: all tokens side by side (``n_patches * d_model`` values) into the head, so that every
         genomic region keeps its own weights up to the head; ``'mean'``: the mean of the tokens; ``'last'``: the
