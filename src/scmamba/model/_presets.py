@@ -6,8 +6,7 @@ from collections.abc import Sequence
 
 #: Per-modality values used when the corresponding ``SCMAMBA`` argument is ``None``.
 #: Patch sizes: genes and peaks in genomic windows (a few hundred tokens at full multiome width, before
-#: ``SCMAMBA(max_tokens=64)`` enlarges the patches), proteins a few
-#: at a time. Feature dropout: none for protein
+#: ``SCMAMBA(max_tokens=64)`` enlarges the patches), proteins a few at a time. Feature dropout: none for protein
 #: panels of tens of antibodies, where dropping a marker costs rare cell types. Bins: ATAC peaks share part of
 #: their projection with their genome-ordered neighbours (most peaks are rarely open).
 PER_MODALITY_DEFAULTS: dict[str, dict[str, object]] = {
