@@ -47,6 +47,19 @@ def holdout_split(n: int, seed: int = 0, test_fraction: float = 0.2) -> tuple[np
     return np.sort(perm[n_test:]), np.sort(perm[:n_test])
 
 
+def foscttm_within(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
+    """FOSCTTM inside each group (batch), averaged with the groups' cell counts as weights.
+
+    Beside the FOSCTTM over all cells: an embedding that removes batch effects loses what tells the cells of
+    different batches apart, so its FOSCTTM over all cells can rise while the matching within a batch holds.
+    """
+    from scmamba.metrics import foscttm
+
+    names, counts = np.unique(groups, return_counts=True)
+    parts = [(n, foscttm(x[groups == g], y[groups == g])) for g, n in zip(names, counts, strict=True) if n >= 2]
+    return float(sum(n * f for n, f in parts) / sum(n for n, _ in parts))
+
+
 def load_data(path: str, max_cells: int, seed: int):
     """Read the MuData; keep a random ``max_cells`` cells (0: all). Returns ``(mdata, other_mod, kind)``."""
     import mudata as md

@@ -59,6 +59,7 @@ from _common import (
     Sections,
     default_threads,
     epoch_timer,
+    foscttm_within,
     holdout_split,
     limit_threads,
     load_data,
@@ -341,19 +342,6 @@ def child(args) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------- parent: metrics
-def foscttm_within(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> float:
-    """FOSCTTM inside each group (batch), averaged with the groups' cell counts as weights.
-
-    Beside the FOSCTTM over all cells: an embedding that removes batch effects loses what tells the cells of
-    different batches apart, so its FOSCTTM over all cells can rise while the matching within a batch holds.
-    """
-    from scmamba.metrics import foscttm
-
-    names, counts = np.unique(groups, return_counts=True)
-    parts = [(n, foscttm(x[groups == g], y[groups == g])) for g, n in zip(names, counts, strict=True) if n >= 2]
-    return float(sum(n * f for n, f in parts) / sum(n for n, _ in parts))
-
-
 def evaluate(method: str, workdir: Path, labels: dict, split: dict, quick: bool, seed: int) -> dict:
     """All metrics of one method on the held-out cells and on the training subset: ``{split: metrics}``."""
     from scipy import sparse

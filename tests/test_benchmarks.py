@@ -355,7 +355,7 @@ def tiny_ablation(tmp_path_factory) -> Path:
 
 def test_ceiling_quick(tmp_path, tiny_ablation):
     out = tmp_path / "ceiling.json"
-    args = ["--data", str(DEMO), "--C", "1", "--model", str(tiny_ablation / "m"), "--out", str(out)]
+    args = ["--data", str(DEMO), "--C", "1", "--model", str(tiny_ablation / "m"), "--match", "--out", str(out)]
     stdout = _run("ceiling.py", args, tmp_path, timeout=600)
     result = json.loads(out.read_text())
     assert {(r["layer"], r["classifier"]) for r in result["rows"]} == {
@@ -378,6 +378,30 @@ def test_ceiling_quick(tmp_path, tiny_ablation):
         assert r["acc"] <= r["acc_coarse"] <= 1  # a right fine type is a right coarse group
     assert result["n_test"] == 500 and 0 < result["type_oracle_foscttm"] < 0.5
     assert "type-oracle FOSCTTM" in stdout and "recall per held-out cell type" in stdout
+    assert [r["map"] for r in result["match"]] == ["CCA 10", "CCA 20", "ridge RNA->other", "MLP RNA->other"]
+    for r in result["match"]:  # maps fitted on the reference pairs match held-out cells better than chance (0.5)
+        assert 0 < r["FOSCTTM"] < 0.5 and 0 < r["FOSCTTM_within_batch"] < 0.5
+        if r["map"].startswith("CCA"):  # ~0.26-0.30 on the demo's 500 held-out cells
+            assert r["FOSCTTM"] < 0.35
+
+
+def test_foscttm_within_weights_each_batch_by_its_cells():
+    sys.path.insert(0, str(BENCH))
+    import numpy as np
+    from _common import foscttm_within
+
+    from scmamba.metrics import foscttm
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(["a", "b"], [300, 100])
+    offset = 1000.0 * (groups == "b")[:, None]  # batches far apart: no cell of the other batch is ever closer
+    x = rng.normal(size=(400, 3)) + offset
+    y = x + rng.normal(scale=[[0.5]] * 300 + [[2.0]] * 100, size=(400, 3))  # batch b matches worse
+    f_a, f_b = foscttm(x[:300], y[:300]), foscttm(x[300:], y[300:])
+    assert f_b > f_a > 0
+    assert foscttm_within(x, y, groups) == pytest.approx(0.75 * f_a + 0.25 * f_b)
+    # over all cells each batch's counts are divided by all 400 cells: separated batches make the match look better
+    assert foscttm(x, y) == pytest.approx(0.75**2 * f_a + 0.25**2 * f_b)
 
 
 def test_ablation_quick(tiny_ablation):
