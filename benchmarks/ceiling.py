@@ -69,19 +69,26 @@ def match_oracles(z_tr, z_te, rna_tr, rna_te, groups: np.ndarray | None, seed: i
 
     from scmamba.metrics import foscttm
 
-    target_tr, target_te = z_tr[1], z_te[1]  # unscaled: each component weighs by the variance it explains
-    dense = [x.toarray() if hasattr(x, "toarray") else np.asarray(x) for x in (rna_tr, rna_te)]
-    maps = {f"CCA {k}": CCA(n_components=k, max_iter=1000) for k in (10, 20)}
-    maps["ridge RNA->other"] = Ridge(alpha=10.0)
-    maps["MLP RNA->other"] = MLPRegressor(hidden_layer_sizes=(512,), alpha=1e-3, early_stopping=True, max_iter=200,
-                                          random_state=seed)  # fmt: skip
+    rna_tr, rna_te = (x.toarray() if hasattr(x, "toarray") else np.asarray(x) for x in (rna_tr, rna_te))
+
+    def cca(k: int) -> tuple[np.ndarray, np.ndarray]:  # both layers' reductions into k shared components
+        return CCA(n_components=k, max_iter=1000).fit(z_tr[0], z_tr[1]).transform(z_te[0], z_te[1])
+
+    def regression(estimator) -> tuple[np.ndarray, np.ndarray]:  # predicted vs measured other-layer reduction
+        # unscaled target: each component weighs by the variance it explains
+        return estimator.fit(rna_tr, z_tr[1]).predict(rna_te), z_te[1]
+
+    maps = {
+        "CCA 10": lambda: cca(10),
+        "CCA 20": lambda: cca(20),
+        "ridge RNA->other": lambda: regression(Ridge(alpha=10.0)),
+        "MLP RNA->other": lambda: regression(MLPRegressor(hidden_layer_sizes=(512,), alpha=1e-3, early_stopping=True,
+                                                          max_iter=200, random_state=seed)),
+    }  # fmt: skip
     rows = []
-    for name, fitted in maps.items():
+    for name, fit_map in maps.items():
         t0 = time.perf_counter()
-        if name.startswith("CCA"):
-            a, b = fitted.fit(z_tr[0], z_tr[1]).transform(z_te[0], z_te[1])
-        else:
-            a, b = fitted.fit(dense[0], target_tr).predict(dense[1]), target_te
+        a, b = fit_map()
         row = {"map": name, "FOSCTTM": round(foscttm(a, b), 4)}
         if groups is not None:
             row["FOSCTTM_within_batch"] = round(foscttm_within(a, b, groups), 4)
