@@ -5,8 +5,9 @@
 # donors (Triana et al. 2021). SCMAMBA bins RNA and protein values into relative levels per cell, so no
 # normalisation across donors is needed before training.
 #
-# {func}`scmamba.datasets.abseq_bone_marrow` downloads the data set once (5 MB) into a cache folder and checks its
-# SHA-256; its docstring says where the data come from and how the file was made from the public source.
+# {func}`scmamba.datasets.abseq_bone_marrow` downloads the public file once (2.3 MB, from GitHub), checks its SHA-256
+# and converts it into a MuData in a cache folder; its docstring says where the data come from, how they are
+# converted and under which licence.
 
 # %%
 import os

@@ -1,86 +1,137 @@
-"""Loaders of the larger real data sets: download into a cache folder, SHA-256 check, cache hits, clear errors.
+"""Loaders of the larger real data sets: download the public files, check them, convert them, cache the result.
 
-There is no internet here, so the "download" comes from a ``file://`` mirror holding the shared data files, which
-are the very files the registry describes (same names, same SHA-256).
+There is no internet here, so the "download" comes from a ``file://`` mirror of ``../shared/data/upstream/``, which
+holds byte-identical copies of the public files (one folder per repository, ``<owner>_<name>``). The converted
+MuData must equal the files in ``../shared/data/`` that the tutorials and benchmarks were run on.
 """
 
 from __future__ import annotations
 
-import shutil
-
+import mudata as md
+import numpy as np
+import pandas as pd
+import pooch
 import pytest
 from conftest import shared_file
 
 from scmamba import datasets
-from scmamba.datasets._registry import REGISTRY
-from scmamba.datasets._remote import DATA_DIR_ENV, DATA_URL_ENV, _fetch
-
-ABSEQ = REGISTRY["abseq_bonemarrow_triana2021"]
-
-
-@pytest.fixture
-def mirror(monkeypatch):
-    """``SCMAMBA_DATA_URL`` pointing at the shared data folder, as a ``file://`` URL."""
-    folder = shared_file(ABSEQ.file).parent
-    monkeypatch.setenv(DATA_URL_ENV, folder.as_uri())
-    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
-    return folder
+from scmamba.datasets import _remote
+from scmamba.datasets._registry import ABSEQ, SNARESEQ
+from scmamba.datasets._remote import DATA_DIR_ENV, DATA_URL_ENV
 
 
-def test_registry_hashes_are_those_of_the_shared_files():
-    import pooch
-
-    for entry in REGISTRY.values():
-        assert pooch.file_hash(str(shared_file(entry.file))) == entry.sha256, entry.file
-
-
-def test_download_into_the_cache_then_read_from_it(mirror, tmp_path, monkeypatch):
-    mdata = datasets.abseq_bone_marrow(data_dir=tmp_path)
-    cached = tmp_path / ABSEQ.file
-    assert cached.read_bytes() == (mirror / ABSEQ.file).read_bytes()
-    assert mdata.shape == (9663, 519) and set(mdata.mod) == {"rna", "prot"}
-    assert mdata["rna"].X.dtype.kind == "i" and {"cell_type", "batch"} <= set(mdata.obs.columns)
-    assert sorted(mdata.obs["batch"].unique()) == ["Aged1", "Aged2", "Aged3", "BM1", "BM2", "BM3"]
-    # a second call reads the cached copy: no mirror is needed any more
-    monkeypatch.setenv(DATA_URL_ENV, (tmp_path / "nowhere").as_uri())
-    assert _fetch("abseq_bonemarrow_triana2021", tmp_path) == cached
+@pytest.fixture(scope="module")
+def upstream():
+    """The shared folder of upstream files and its ``file://`` URL."""
+    folder = shared_file("upstream")
+    return folder, folder.as_uri()
 
 
-def test_cache_folder_from_the_environment_and_the_argument(mirror, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def converted(upstream, tmp_path_factory):
+    """Each loader run once from the mirror into an empty cache folder: ``{file: (cache folder, MuData)}``."""
+    out = {}
+    for loader, dataset in ((datasets.snareseq_mouse_cortex, SNARESEQ), (datasets.abseq_bone_marrow, ABSEQ)):
+        cache = tmp_path_factory.mktemp("cache")
+        out[dataset.file] = cache, loader(data_dir=cache, mirror=upstream[1])
+    return out
+
+
+def assert_mudata_equal(got: md.MuData, expected: md.MuData) -> None:
+    assert list(got.mod) == list(expected.mod)
+    pd.testing.assert_frame_equal(got.obs, expected.obs)
+    for name, adata in expected.mod.items():
+        mine = got[name]
+        pd.testing.assert_frame_equal(mine.obs, adata.obs, obj=f"{name}.obs")
+        pd.testing.assert_frame_equal(mine.var, adata.var, obj=f"{name}.var")
+        assert mine.X.dtype == adata.X.dtype and mine.X.format == adata.X.format, name
+        assert mine.X.shape == adata.X.shape and (mine.X != adata.X).nnz == 0, name
+    assert set(got.uns) == set(expected.uns) and got.uns["source"] == expected.uns["source"]
+
+
+def test_registry_matches_the_upstream_files(upstream):
+    for dataset in (SNARESEQ, ABSEQ):
+        for source in dataset.sources:
+            assert pooch.file_hash(str(upstream[0] / source.mirror_path)) == source.sha256, source.name
+            assert source.url == f"https://raw.githubusercontent.com/{source.repo}/{source.commit}/{source.path}"
+
+
+@pytest.mark.parametrize("dataset", [SNARESEQ, ABSEQ], ids=["snareseq", "abseq"])
+def test_converted_mudata_equals_the_shared_file(dataset, converted, upstream):
+    cache, mdata = converted[dataset.file]
+    assert_mudata_equal(mdata, md.read_h5mu(shared_file(dataset.file)))
+    for source in dataset.sources:  # the verified downloads stay in the cache folder
+        downloaded = cache / "upstream" / source.mirror_path
+        assert downloaded.read_bytes() == (upstream[0] / source.mirror_path).read_bytes()
+    assert sorted(p.name for p in cache.iterdir()) == sorted([dataset.file, "upstream"])  # no partial file left
+
+
+def test_abseq_negative_controls_and_counts(converted):
+    mdata = converted[ABSEQ.file][1]
+    expected = md.read_h5mu(shared_file(ABSEQ.file)).uns["negative_control_sets"]
+    got = mdata.uns["negative_control_sets"]
+    assert list(got) == ["nc1", "nc2", "nc3"] and all(np.array_equal(got[k], expected[k]) for k in expected)
+    assert mdata["rna"].var.loc["HLA-A", "original_name"] == "mod1_HLA.A"
+    assert mdata["rna"].var.loc["H2AFZ", "lookup_symbol"] == "H2AZ1"
+
+
+def test_a_second_call_reads_the_cache_without_downloading(converted, monkeypatch):
+    cache, first = converted[ABSEQ.file]
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("downloaded although the converted file is cached")
+
+    monkeypatch.setattr(pooch, "retrieve", no_download)
+    again = datasets.abseq_bone_marrow(data_dir=cache, mirror="file:///nowhere")
+    assert_mudata_equal(again, first)
+
+
+def test_cache_folder_and_mirror_from_the_environment(upstream, tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_URL_ENV, upstream[1])
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "env"))
-    assert _fetch("abseq_bonemarrow_triana2021") == tmp_path / "env" / ABSEQ.file
-    assert _fetch("abseq_bonemarrow_triana2021", tmp_path / "arg") == tmp_path / "arg" / ABSEQ.file  # argument wins
+    mdata = datasets.abseq_bone_marrow()
+    assert mdata.shape == (9663, 519) and (tmp_path / "env" / ABSEQ.file).exists()
+    datasets.abseq_bone_marrow(data_dir=tmp_path / "arg")  # the argument wins over the environment
+    assert (tmp_path / "arg" / ABSEQ.file).exists()
 
 
-def test_altered_cached_file_is_downloaded_again(mirror, tmp_path):
-    cached = tmp_path / ABSEQ.file
-    cached.write_bytes(b"not the data")
-    assert _fetch("abseq_bonemarrow_triana2021", tmp_path) == cached
-    assert cached.read_bytes() == (mirror / ABSEQ.file).read_bytes()
+def test_without_a_mirror_the_public_address_is_used(tmp_path, monkeypatch):
+    urls = []
 
+    def fake_retrieve(url, known_hash, fname, path, downloader):
+        urls.append((url, known_hash, downloader))
+        raise OSError("no network in this test")
 
-def test_mirror_with_a_different_file_fails_the_checksum(tmp_path, monkeypatch):
-    bad_mirror = tmp_path / "mirror"
-    bad_mirror.mkdir()
-    (bad_mirror / ABSEQ.file).write_bytes(b"something else")
-    monkeypatch.setenv(DATA_URL_ENV, bad_mirror.as_uri())
-    with pytest.raises(ValueError, match="SHA256 hash of downloaded file"):
-        _fetch("abseq_bonemarrow_triana2021", tmp_path / "cache")
-    assert not (tmp_path / "cache" / ABSEQ.file).exists()
-
-
-def test_without_a_mirror_a_correct_cached_copy_is_used_and_otherwise_the_error_says_how(tmp_path, monkeypatch):
     monkeypatch.delenv(DATA_URL_ENV, raising=False)
-    with pytest.raises(FileNotFoundError, match=rf"{DATA_URL_ENV}.*SHA-256 {ABSEQ.sha256}.*EXTruvIIInb"):
-        _fetch("abseq_bonemarrow_triana2021", tmp_path)
-    (tmp_path / ABSEQ.file).write_bytes(b"not the data")
-    with pytest.raises(FileNotFoundError, match="has another SHA-256"):
-        _fetch("abseq_bonemarrow_triana2021", tmp_path)
-    shutil.copyfile(shared_file(ABSEQ.file), tmp_path / ABSEQ.file)  # e.g. copied by hand from a colleague
-    assert _fetch("abseq_bonemarrow_triana2021", tmp_path) == tmp_path / ABSEQ.file
+    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+    with pytest.raises(OSError, match="no network"):
+        datasets.snareseq_mouse_cortex(data_dir=tmp_path)
+    source = SNARESEQ.sources[0]
+    assert urls == [
+        (
+            "https://raw.githubusercontent.com/PeterZZQ/scMoMaT/dbd954de4b1be415cdea543baf2856df0fda6992/"
+            "data/real/MOp_5batches/GxC1.npz",
+            f"sha256:{source.sha256}",
+            None,
+        )
+    ]
+    assert not (tmp_path / SNARESEQ.file).exists()
 
 
-def test_snareseq_loader(mirror, tmp_path):
-    mdata = datasets.snareseq_mouse_cortex(data_dir=tmp_path)
-    assert mdata["rna"].shape == (10309, 1677) and mdata["atac"].shape == (10309, 24744)
-    assert mdata.obs["batch"].nunique() == 12
+def test_a_mirror_with_another_file_fails_the_checksum_and_caches_nothing(tmp_path):
+    mirror = tmp_path / "mirror" / "HsiaoChiLiao_EXTruvIIInb"
+    mirror.mkdir(parents=True)
+    (mirror / "triana_data.rda").write_bytes(b"something else")
+    with pytest.raises(ValueError, match="SHA256 hash of downloaded file"):
+        datasets.abseq_bone_marrow(data_dir=tmp_path / "cache", mirror=mirror.parent.as_uri())
+    assert not (tmp_path / "cache" / ABSEQ.file).exists()
+    assert not (tmp_path / "cache" / "upstream" / ABSEQ.sources[0].mirror_path).exists()
+
+
+def test_an_altered_download_is_fetched_again(upstream, tmp_path):
+    source = ABSEQ.sources[0]
+    local = tmp_path / "upstream" / source.mirror_path
+    local.parent.mkdir(parents=True)
+    local.write_bytes(b"not the data")
+    assert _remote._download(source, tmp_path, upstream[1]) == local
+    assert pooch.file_hash(str(local)) == source.sha256

@@ -14,8 +14,17 @@ from conftest import shared_file
 
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
-#: Tutorials on the Abseq data set, which scmamba.datasets downloads (here it is found in the shared data folder).
+#: Tutorials on the Abseq data set, which scmamba.datasets downloads and converts (here from a file:// mirror).
 NEEDS_ABSEQ = {"02_rna_protein_donors.py", "03_label_transfer.py", "05_trajectory.py"}
+
+
+@pytest.fixture(scope="module")
+def data_env(tmp_path_factory):
+    """The loaders' mirror (``../shared/data/upstream`` as ``file://``) and one cache folder for all tutorials."""
+    return {
+        "SCMAMBA_DATA_URL": shared_file("upstream").as_uri(),
+        "SCMAMBA_DATA_DIR": str(tmp_path_factory.mktemp("scmamba_data")),
+    }
 
 
 def test_stored_notebooks_have_the_code_of_their_scripts():
@@ -33,10 +42,10 @@ def test_stored_notebooks_have_the_code_of_their_scripts():
 # 01 is executed by tests/docs/test_docs.py through tutorials/execute.py, whose notebook the docs then render.
 @pytest.mark.slow
 @pytest.mark.parametrize("script", [s for s in SCRIPTS if not s.name.startswith("01_")], ids=lambda p: p.stem)
-def test_tutorial_runs(script, tmp_path):
+def test_tutorial_runs(script, tmp_path, data_env):
     env = {**os.environ, "SCMAMBA_TUTORIAL_QUICK": "1", "MPLBACKEND": "Agg"}
-    if script.name in NEEDS_ABSEQ:  # the loader's cache folder: the shared file has the registry's SHA-256
-        env["SCMAMBA_DATA_DIR"] = str(shared_file("abseq_bonemarrow_triana2021.h5mu").parent)
+    if script.name in NEEDS_ABSEQ:  # the first one downloads and converts the data set, the others read the cache
+        env.update(data_env)
     proc = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
     )
