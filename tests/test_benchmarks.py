@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "benchmarks"
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 DATASETS = {
     "abseq": ("abseq_bonemarrow_triana2021.h5mu", ["scmamba", "totalvi", "pca_lsi_harmony", "wnn"]),
@@ -30,13 +30,6 @@ UNIT_METRICS = ["NMI", "MAP", "cASW", "OEMS", "SAS", "GC", "oASW", "FOSCTTM", "m
 SCORES = ["S_bio", "S_omics", "overall"]
 COST = ["train_s", "train_cells_per_s", "embed_s", "embed_cells_per_s", "peak_rss_train_gb", "peak_rss_embed_gb"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _shared(name: str) -> Path:
-    path = SHARED / name
-    if not path.exists():
-        pytest.skip(f"{path} is not available (the shared data folder sits beside the checkout)")
-    return path
 
 
 def _run(script: str, args: list[str], cwd: Path, timeout: int) -> str:
@@ -69,7 +62,7 @@ def _last_table(stdout: str) -> list[str]:
 @pytest.mark.parametrize("dataset", list(DATASETS))
 def test_integration_quick(dataset, tmp_path):
     file_name, methods = DATASETS[dataset]
-    data = _shared(file_name)
+    data = shared_file(file_name)
     stdout = _run("integration.py", ["--data", str(data), "--quick", "--out", str(tmp_path)], tmp_path, timeout=900)
     stem = data.stem
     json_path, csv_path = tmp_path / f"integration_{stem}.json", tmp_path / f"integration_{stem}.csv"
@@ -128,7 +121,7 @@ PEER_STOPPING = {"multivi": ("reconstruction_loss_validation", 50), "totalvi": (
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", list(ALLCELLS_METHODS))
 def test_allcells_quick(dataset, tmp_path):
-    data = _shared(DATASETS[dataset][0])
+    data = shared_file(DATASETS[dataset][0])
     methods = ALLCELLS_METHODS[dataset]
     args = ["--data", str(data), "--quick", "--methods", *methods, "--threads", "1", "--out", str(tmp_path)]
     stdout = _run("allcells.py", args, tmp_path, timeout=1200)
@@ -179,7 +172,7 @@ def test_allcells_quick(dataset, tmp_path):
 
 @pytest.mark.slow
 def test_scaling_quick(tmp_path):
-    _shared("snareseq_mouse_cortex_chen2019.h5mu")
+    shared_file("snareseq_mouse_cortex_chen2019.h5mu")
     stdout = _run("scaling.py", ["--quick", "--max-steps", "3", "--out", str(tmp_path)], tmp_path, timeout=600)
     json_path, csv_path = tmp_path / "scaling_quick.json", tmp_path / "scaling_quick.csv"
     assert json_path.exists() and csv_path.exists() and _is_png(tmp_path / "scaling_quick.png")
@@ -207,7 +200,7 @@ def test_scaling_quick(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["abseq", "snareseq"])
 def test_transfer_quick(dataset, tmp_path):
-    data = _shared(DATASETS[dataset][0])
+    data = shared_file(DATASETS[dataset][0])
     stdout = _run("transfer.py", ["--data", str(data), "--quick", "--out", str(tmp_path)], tmp_path, timeout=900)
     result = json.loads((tmp_path / f"transfer_{data.stem}_quick.json").read_text())
     rows = result["rows"]
@@ -235,7 +228,7 @@ def test_transfer_quick(dataset, tmp_path):
 
 
 def test_reference_cv_quick(tmp_path):
-    data = _shared(DATASETS["abseq"][0])
+    data = shared_file(DATASETS["abseq"][0])
     args = ["--data", str(data), "--quick", "--epochs", "1", "2", "--threads", "1", "--out", str(tmp_path)]
     stdout = _run("reference_cv.py", args, tmp_path, timeout=600)
     result = json.loads((tmp_path / f"reference_cv_{data.stem}_quick.json").read_text())
@@ -417,7 +410,7 @@ def test_ablation_quick(tiny_ablation):
 
 @pytest.mark.slow
 def test_mosaic_quick(tmp_path):
-    data = [_shared(DATASETS[d][0]) for d in ("snareseq", "abseq")]
+    data = [shared_file(DATASETS[d][0]) for d in ("snareseq", "abseq")]
     stdout = _run("mosaic.py", ["--quick", "--data", *map(str, data), "--out", str(tmp_path)], tmp_path, timeout=900)
     table = _last_table(stdout)
     assert len(table) == 2 + 5, table  # header, separator, two methods on SNARE-seq, three on Abseq

@@ -57,7 +57,7 @@ def test_readme_flow_on_10k_cells(tmp_path):
     model = SCMAMBA.load(str(tmp_path / "scmamba_model"), mdata)
     sc.pp.neighbors(mdata, use_rep="X_scmamba")  # approximate neighbours (pynndescent) at this size
     sc.tl.umap(mdata)
-    sc.tl.leiden(mdata)
+    sc.tl.leiden(mdata, flavor="igraph", n_iterations=2)
     assert mdata.obsp["connectivities"].shape == (mdata.n_obs, mdata.n_obs)
     assert np.isfinite(mdata.obsm["X_umap"]).all()
     assert mdata.obs["leiden"].nunique() > 1

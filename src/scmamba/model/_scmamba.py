@@ -85,6 +85,11 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     predict the composition of both of the cell's profiles through linear decoders with a per-batch offset
     (:class:`~scmamba.module.ScMambaModule`). All features are used; no highly variable feature selection.
 
+    The model is scMamba of Yuan, Jiao, Xiao & Peng, "scMamba: A Scalable Foundation Model for Single-Cell
+    Multi-Omics Integration Beyond Highly Variable Feature Selection" (arXiv:2506.20697, 2025), written anew for
+    scvi-tools (not one of the other single-cell models named scMamba); :meth:`paper_config` gives that paper's
+    sizes and choices, and the defaults differ where ``benchmarks/`` measured better.
+
     Parameters
     ----------
     mdata
