@@ -243,10 +243,17 @@ def run_training(
     return summary
 
 
+def _version() -> str:
+    from . import __version__  # the package's __init__ imports nothing heavy: --help and --version stay fast
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``scmamba`` argument parser."""
     parser = _Parser(prog="scmamba", description="Paired single-cell multi-omics integration.")
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks instead of one-line errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     train = sub.add_parser(
         "train",
