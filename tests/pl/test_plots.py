@@ -50,6 +50,10 @@ def _history(n_epochs: int = 6) -> dict[str, pd.DataFrame]:
         "cosine_loss_validation": decay + 0.2,
         "elbo_train": np.zeros(n_epochs),
         "kl_local_train": np.zeros(n_epochs),
+        # logged by the module beside the loss parts, but not losses: the cells contrasted and the temperature
+        "n_contrast_train": np.full(n_epochs, 128.0),
+        "n_contrast_validation": np.full(n_epochs, 128.0),
+        "temperature_train": np.full(n_epochs, 0.07),
     }
     return {k: pd.DataFrame({k: v}, index=epochs) for k, v in values.items()}
 

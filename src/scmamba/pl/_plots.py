@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 TOTAL_LOSS_KEYS: tuple[str, ...] = ("train_loss", "train_loss_epoch", "validation_loss")
 #: scvi-tools' ELBO bookkeeping entries, which are not loss parts of this model.
 _SCVI_ELBO_PREFIXES: tuple[str, ...] = ("elbo_", "reconstruction_loss_", "kl_local_", "kl_global_")
+#: Entries the module logs beside its loss parts that are not losses (a count of cells, the InfoNCE temperature).
+_NOT_LOSS_PREFIXES: tuple[str, ...] = ("n_contrast_", "temperature_")
 
 
 def _finish(fig: Figure, show: bool, save: str | None) -> Figure:
@@ -43,7 +45,7 @@ def _history_series(history: Mapping[str, Any], key: str) -> pd.Series:
 def _loss_part_keys(history: Mapping[str, Any]) -> list[str]:
     parts = []
     for key in history:
-        if key in TOTAL_LOSS_KEYS or key.startswith(_SCVI_ELBO_PREFIXES):
+        if key in TOTAL_LOSS_KEYS or key.startswith(_SCVI_ELBO_PREFIXES + _NOT_LOSS_PREFIXES):
             continue
         if key.endswith(("_train", "_validation")):
             parts.append(key)
@@ -63,8 +65,9 @@ def training_curves(
     ``validation_loss`` when there were validation cells); the right panel, when
     present, the logged loss parts (``infonce_train``, ``cosine_loss_train`` and their ``_validation``
     counterparts), validation dashed. scvi-tools' ELBO bookkeeping entries (``elbo_*``,
-    ``reconstruction_loss_*``, ``kl_*``) are skipped. With ``keys`` exactly those entries are drawn in one
-    panel.
+    ``reconstruction_loss_*``, ``kl_*``) and the entries that are not losses (``n_contrast_*``, the cells
+    contrasted per step, and ``temperature_*``) are skipped; pass them in ``keys`` to draw them. With ``keys``
+    exactly those entries are drawn in one panel.
 
     Parameters
     ----------
