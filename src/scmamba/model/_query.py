@@ -161,7 +161,34 @@ def freeze_for_query(module: nn.Module, trainable: str | Iterable[str]) -> list[
     for name, p in module.named_parameters():
         p.requires_grad_(name in keep)
     if not ({"norms", "all"} & chosen):
-        for sub in module.modules():
-            if isinstance(sub, nn.BatchNorm1d):
-                sub.momentum = 0.0  # running statistics stay the reference's
+        _freeze_batchnorm_statistics(module)
     return sorted(keep)
+
+
+def _freeze_batchnorm_statistics(module: nn.Module, only_frozen: bool = False) -> None:
+    """Momentum 0 for BatchNorm layers (``only_frozen``: those whose scale and bias do not train)."""
+    for sub in module.modules():
+        if isinstance(sub, nn.BatchNorm1d):
+            if only_frozen and any(p.requires_grad for p in sub.parameters(recurse=False)):
+                continue
+            sub.momentum = 0.0  # running statistics stay the reference's
+
+
+def restore_freeze(module: nn.Module, trainable_parameters: Iterable[str], groups: Iterable[str] | None) -> None:
+    """Re-apply a query model's freeze after ``load``: only ``trainable_parameters`` require grad.
+
+    ``requires_grad`` and BatchNorm momenta are not part of a state dict, so a loaded query model would otherwise
+    train every weight. ``groups`` (``trainable_groups_``, saved since the freeze is kept) decides the BatchNorm
+    statistics as :func:`freeze_for_query` does; without it (a folder saved before), the statistics of BatchNorm
+    layers whose scale and bias are frozen stay fixed.
+    """
+    names = set(trainable_parameters)
+    unknown = names - {n for n, _ in module.named_parameters()}
+    if unknown:
+        raise ValueError(f"The saved trainable parameters are not in this model: {sorted(unknown)[:5]}.")
+    for name, p in module.named_parameters():
+        p.requires_grad_(name in names)
+    if groups is None:
+        _freeze_batchnorm_statistics(module, only_frozen=True)
+    elif not ({"norms", "all"} & set(groups)):
+        _freeze_batchnorm_statistics(module)

@@ -85,11 +85,6 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     predict the composition of both of the cell's profiles through linear decoders with a per-batch offset
     (:class:`~scmamba.module.ScMambaModule`). All features are used; no highly variable feature selection.
 
-    The model is scMamba of Yuan, Jiao, Xiao & Peng, "scMamba: A Scalable Foundation Model for Single-Cell
-    Multi-Omics Integration Beyond Highly Variable Feature Selection" (arXiv:2506.20697, 2025), written anew for
-    scvi-tools (not one of the other single-cell models named scMamba); :meth:`paper_config` gives that paper's
-    sizes and choices, and the defaults differ where ``benchmarks/`` measured better.
-
     Parameters
     ----------
     mdata
@@ -769,6 +764,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         unfrozen: bool = False,
         accelerator: str = "auto",
         device: int | str = "auto",
+        trust_pickle: bool = False,
     ) -> SCMAMBA:
         """A model for query cells (a new donor or batch) in the reference model's embedding space, scArches-style.
 
@@ -798,11 +794,14 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Train every parameter (same as ``trainable='all'``), as in scvi-tools.
         accelerator, device
             Where the query model lives (Lightning style; ``'auto'``: the GPU if there is one).
+        trust_pickle
+            Read a reference folder that needs unpickling (see :meth:`load`); only for folders you trust.
 
         Returns
         -------
         The query model (``is_trained_`` False until :meth:`train` is called; it embeds right away, with the
-        reference's weights, without the untrained-model warning; ``from_reference_`` is True).
+        reference's weights, without the untrained-model warning; ``from_reference_`` is True). Its freeze
+        (``trainable_parameters_``, ``trainable_groups_``) is saved with it: :meth:`load` restores it.
 
         Notes
         -----
@@ -810,7 +809,8 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         ``FCLayers``; SCMAMBA has none, so those rules would freeze every parameter. This override keeps the same
         call pattern with a freezing policy that fits the Mamba2 encoders.
         """
-        from ._query import check_saved_features, freeze_for_query
+        from ._io import SavedModel, build_model, read_folder
+        from ._query import freeze_for_query
 
         if not isinstance(mdata, MuData):
             raise TypeError(
@@ -819,33 +819,85 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 "modality='rna')."
             )
         if isinstance(reference_model, SCMAMBA):
-            registry = reference_model.adata_manager.registry
+            saved = SavedModel.from_model(reference_model)
         elif isinstance(reference_model, str | os.PathLike):
-            reference_model = str(reference_model)
-            registry = cls.load_registry(reference_model)
+            saved = read_folder(reference_model, trust_pickle=trust_pickle)  # weights only unless trusted
         else:
             raise TypeError(f"reference_model must be a SCMAMBA or its saved folder, not {reference_model!r}.")
-        if registry.get("model_name", cls.__name__) != cls.__name__:
-            raise ValueError(f"The reference model is a {registry['model_name']}, not a {cls.__name__}.")
-        check_saved_features(mdata, registry, query=True)
-        with warnings.catch_warnings():
-            # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
-            warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")
-            # ArchesMixin: registration with the reference's setup (new batch categories added; the same checks as
-            # setup_mudata), reference weights, and new rows for new batches in the decoders' batch offsets
-            # (initialised as a new model's: zero). Its FCLayers freezing rules do not fit SCMAMBA: unfrozen here,
-            # then SCMAMBA's own policy.
-            model = super().load_query_data(
-                mdata, reference_model, inplace_subset_query_vars=False, accelerator=accelerator, device=device,
-                unfrozen=True,
-            )  # fmt: skip
-        model.trainable_parameters_ = freeze_for_query(model.module, "all" if unfrozen else trainable)
+        if saved.registry.get("model_name", cls.__name__) != cls.__name__:
+            raise ValueError(f"The reference model is a {saved.registry['model_name']}, not a {cls.__name__}.")
+        # as scvi-tools' ArchesMixin: registration with the reference's setup (new batch categories added; the
+        # checks of setup_mudata), reference weights, new rows for new batches in the decoders' batch offsets
+        # (zero, as a new model's). Its FCLayers freezing rules do not fit SCMAMBA: SCMAMBA's own policy instead.
+        model = build_model(cls, saved, mdata, accelerator=accelerator, device=device, query=True)
+        groups = ["all"] if unfrozen else sorted({trainable} if isinstance(trainable, str) else set(trainable))
+        model.trainable_parameters_ = freeze_for_query(model.module, groups)
+        model.trainable_groups_ = groups  # saved with the model: load re-applies the freeze
         model.from_reference_ = True  # trained weights: it embeds before (and without) fine-tuning, no warning
         return model
 
+    def save(
+        self,
+        dir_path: str | os.PathLike,
+        prefix: str | None = None,
+        overwrite: bool = False,
+        save_anndata: bool = False,
+        save_kwargs: dict | None = None,
+        legacy_mudata_format: bool = False,
+        **anndata_write_kwargs,
+    ) -> None:
+        """Save the model to a folder that loads without unpickling (no code in it can run on :meth:`load`).
+
+        scvi-tools pickles a model into ``model.pt``, and loading a pickle runs any code the file carries; model
+        folders are exchanged (supplements, hubs, collaborators), so SCMAMBA writes the weights alone to
+        ``model.pt`` (read with ``torch.load(weights_only=True)``) and everything else (registry and set-up
+        arguments, init parameters, var names, attributes such as ``history_``, ``trainable_parameters_`` and
+        ``from_reference_``) to ``model.json``. The optimizer state is not saved.
+
+        Parameters
+        ----------
+        dir_path
+            Folder to write (created; an existing one only with ``overwrite=True``).
+        prefix
+            Prefix of the file names.
+        overwrite
+            Write into an existing folder.
+        save_anndata
+            Also write the MuData (``mdata.h5mu``), so that :meth:`load` needs no data.
+        save_kwargs
+            Passed to :func:`torch.save`.
+        legacy_mudata_format
+            Record the var names as one flat array (scvi-tools' legacy MuData format) instead of one per modality.
+        **anndata_write_kwargs
+            Passed to :meth:`mudata.MuData.write_h5mu`.
+        """
+        from ._io import write_folder
+
+        write_folder(
+            self, dir_path, prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, save_kwargs=save_kwargs,
+            legacy_mudata_format=legacy_mudata_format, **anndata_write_kwargs,
+        )  # fmt: skip
+
     @classmethod
-    def load(cls, dir_path: str, adata: MuData | None = None, **kwargs):
+    def load(
+        cls,
+        dir_path: str | os.PathLike,
+        adata: MuData | None = None,
+        *,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        prefix: str | None = None,
+        trust_pickle: bool = False,
+    ) -> SCMAMBA:
         """Load a saved model; ``adata`` must have the saved features per modality (else a ValueError says which).
+
+        The folder is read once and without unpickling: ``model.pt`` with ``torch.load(weights_only=True)``, the
+        rest from ``model.json`` (:meth:`save`). A ``model.pt`` that needs unpickling (a folder written by
+        scvi-tools' ``save`` or an older scmamba, or a crafted file) could run arbitrary code: it is refused with
+        :class:`~scmamba.model._io.UntrustedPickleError` unless ``trust_pickle=True``. Batches of ``adata`` the
+        model has not seen (a new library) are added to the registry, as :meth:`load_query_data` does: the
+        encoders embed any library (they do not use the batch); the decoders get zero offsets for the new batches.
+        A query model saved after :meth:`load_query_data` keeps its freeze (only ``trainable_parameters_`` train).
 
         Parameters
         ----------
@@ -855,9 +907,16 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             MuData to attach (``None``: the one saved with ``save_anndata=True``). It gets the checks of
             :meth:`setup_mudata`; cells are paired across modalities by ``obs_names`` and results follow
             ``adata.obs_names``.
-        **kwargs
-            Passed to :meth:`scvi.model.base.BaseModelClass.load` (``accelerator``, ``device``, ``prefix`` ...).
+        accelerator, device
+            Where the model lives (Lightning style; ``'auto'``: the GPU if there is one).
+        prefix
+            Prefix of the file names (as given to :meth:`save`).
+        trust_pickle
+            Unpickle a ``model.pt`` that needs it. Unpickling runs any code the file carries: only for folders
+            whose origin you trust; ``model.save(new_folder)`` then writes a folder that loads without it.
         """
+        from ._io import build_model, read_folder
+
         if adata is not None and not isinstance(adata, MuData):
             raise TypeError(
                 f"SCMAMBA.load needs a MuData with the saved model's modalities, got {type(adata).__name__}. For "
@@ -865,12 +924,49 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 "save_anndata=True and load without data), then call model.get_latent_representation(adata, "
                 "modality='rna')."
             )
-        if adata is None:
-            return super().load(dir_path, adata, **kwargs)
-        from ._query import check_saved_features
+        saved = read_folder(dir_path, prefix=prefix, trust_pickle=trust_pickle)
+        return build_model(cls, saved, adata, accelerator=accelerator, device=device)
 
-        check_saved_features(adata, cls.load_registry(dir_path, prefix=kwargs.get("prefix")))
-        with warnings.catch_warnings():
-            # scvi-tools compares every modality saved, also ones the model does not use; the used ones match
-            warnings.filterwarnings("ignore", message="`var_names` for the loaded `model` does not match")
-            return super().load(dir_path, adata, **kwargs)
+    @staticmethod
+    def load_registry(dir_path: str | os.PathLike, prefix: str | None = None, *, trust_pickle: bool = False) -> dict:
+        """The registry saved with a model (set-up arguments, categories, features), read without unpickling.
+
+        ``trust_pickle``: as in :meth:`load`, for a trusted folder whose ``model.pt`` needs unpickling.
+        """
+        from ._io import read_folder
+
+        return read_folder(dir_path, prefix=prefix, trust_pickle=trust_pickle, weights=False).registry
+
+    @staticmethod
+    def view_setup_args(dir_path: str | os.PathLike, prefix: str | None = None, *, trust_pickle: bool = False) -> None:
+        """Print the arguments a saved model was set up with, read without unpickling (see :meth:`load_registry`).
+
+        (scvi-tools' version names ``setup_anndata`` for every model and needs ``rich.pretty`` imported.)
+        """
+        import rich
+        import rich.pretty
+
+        registry = SCMAMBA.load_registry(dir_path, prefix, trust_pickle=trust_pickle)
+        method = registry.get("setup_method_name", "setup_mudata")
+        rich.print(f"Setup via `{registry.get('model_name', 'SCMAMBA')}.{method}` with arguments:")
+        rich.pretty.pprint(registry.get("setup_args"))
+
+    @classmethod
+    def prepare_query_anndata(cls, adata, reference_model, return_reference_var_names=False, inplace=True):
+        """Not supported: SCMAMBA queries are MuData (:meth:`prepare_query_mudata`)."""
+        raise NotImplementedError(
+            "SCMAMBA queries are MuData: use SCMAMBA.prepare_query_mudata(mdata, reference_model). For cells "
+            "measured in one modality use reference_model.get_latent_representation(adata, modality='rna')."
+        )
+
+    @classmethod
+    def convert_legacy_save(cls, dir_path, output_dir_path, overwrite=False, prefix=None, **save_kwargs):
+        """Not supported: no SCMAMBA folder has scvi-tools' pre-0.15 layout.
+
+        A folder in scvi-tools' current layout (one pickled ``model.pt``) is converted with
+        ``SCMAMBA.load(folder, mdata, trust_pickle=True).save(new_folder)``, for folders you trust.
+        """
+        raise NotImplementedError(
+            "SCMAMBA folders never had scvi-tools' pre-0.15 layout. To convert a folder written by scvi-tools' save "
+            "(a pickled model.pt) that you trust: SCMAMBA.load(folder, mdata, trust_pickle=True).save(new_folder)."
+        )
