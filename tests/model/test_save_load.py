@@ -14,7 +14,8 @@ import torch
 from scvi.model.base import BaseModelClass
 
 from scmamba import SCMAMBA
-from scmamba.model._io import UntrustedPickleError, from_json, to_json
+from scmamba.model import UntrustedPickleError
+from scmamba.model._io import from_json, to_json
 
 SETUP = {"batch_key": "batch", "modalities": {"rna_layer": "rna", "atac_layer": "atac", "batch_key": "rna"}}
 

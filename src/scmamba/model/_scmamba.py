@@ -894,7 +894,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         The folder is read once and without unpickling: ``model.pt`` with ``torch.load(weights_only=True)``, the
         rest from ``model.json`` (:meth:`save`). A ``model.pt`` that needs unpickling (a folder written by
         scvi-tools' ``save`` or an older scmamba, or a crafted file) could run arbitrary code: it is refused with
-        :class:`~scmamba.model._io.UntrustedPickleError` unless ``trust_pickle=True``. Batches of ``adata`` the
+        :class:`~scmamba.model.UntrustedPickleError` unless ``trust_pickle=True``. Batches of ``adata`` the
         model has not seen (a new library) are added to the registry, as :meth:`load_query_data` does: the
         encoders embed any library (they do not use the batch); the decoders get zero offsets for the new batches.
         A query model saved after :meth:`load_query_data` keeps its freeze (only ``trainable_parameters_`` train).
