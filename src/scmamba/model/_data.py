@@ -10,6 +10,7 @@ as it is and hands out datasets that map each ``mdata.obs_names`` row to its row
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from copy import deepcopy
 
 import numpy as np
@@ -27,8 +28,10 @@ from ._validation import (
     check_modalities_and_layers,
     check_paired,
     features_differ,
+    read_rows,
     registered_modalities,
     row_positions,
+    row_readable,
     validate_mudata,
 )
 
@@ -43,11 +46,16 @@ def _matrix_fingerprint(adata, layer):
 
 
 class PairedAnnTorchDataset(AnnTorchDataset):
-    """:class:`~scvi.data.AnnTorchDataset` whose modality-level data are read at each cell's row in its modality.
+    """:class:`~scvi.data.AnnTorchDataset` whose modality count matrices are read at each cell's row in its modality.
+
+    ``matrix_keys`` are the data registry keys of the modalities' count matrices. They are read here, not by
+    scvi-tools, as the model reads every count matrix: canonical float32 CSR (:func:`canonical_counts`: duplicate
+    entries summed, indices sorted), whatever the storage (dense, CSR, CSC, scipy sparse arrays, any integer or
+    float dtype, backed). A CSC (or other non-CSR) matrix in memory is converted to CSR once, as a copy.
 
     ``rows`` maps a data registry key to the row, in that key's modality, of every ``mdata.obs_names`` cell (keys
-    whose modality is in ``mdata.obs_names`` order are left out and read as scvi-tools does). A row of -1 is a cell
-    not measured in that modality (mosaic data): its row in the minibatch is empty (no counts).
+    whose modality is in ``mdata.obs_names`` order are left out and read at the cell's own row). A row of -1 is a
+    cell not measured in that modality (mosaic data): its row in the minibatch is empty (no counts).
 
     ``observed`` (mosaic data only) maps each modality kind to a boolean array over ``mdata.obs_names``; every
     minibatch then carries it as ``observed_<modality>`` (:data:`~scmamba._constants.OBSERVED_KEY`), a
@@ -55,42 +63,40 @@ class PairedAnnTorchDataset(AnnTorchDataset):
     """
 
     def __init__(self, adata_manager, *, rows: dict[str, np.ndarray], observed: dict[str, np.ndarray] | None = None,
-                 **kwargs):  # fmt: skip
+                 matrix_keys: Sequence[str] = (), **kwargs):  # fmt: skip
         super().__init__(adata_manager, **kwargs)
         self.rows = rows
         self.observed = observed or {}
+        self.matrix_keys = tuple(matrix_keys)
+        self._readable: dict[str, object] = {}
 
     def __getitem__(self, indexes):
-        if not self.rows and not self.observed:
-            return super().__getitem__(indexes)
         if isinstance(indexes, int | np.integer):
             indexes = [indexes]
         if isinstance(indexes, slice):
             indexes = np.arange(len(self))[indexes]
         indexes = np.asarray(indexes)
-        backed = self.adata_manager.adata.isbacked
-        if backed:
+        if self.adata_manager.adata.isbacked:
             indexes = np.sort(indexes)  # as scvi-tools does, so every key comes in the same (sorted) cell order
         keys = self.keys_and_dtypes
         _ = self.data  # fill the cache with every key before restricting the keys below
         out = {}
         try:
-            plain = {k: v for k, v in keys.items() if k not in self.rows}
+            plain = {k: v for k, v in keys.items() if k not in self.matrix_keys and k not in self.rows}
             if plain:
                 self._keys_and_dtypes = plain
                 out.update(super().__getitem__(indexes))
             for key in keys:
-                if key not in self.rows:
-                    continue
-                self._keys_and_dtypes = {key: keys[key]}
-                pos = self.rows[key][indexes]
-                present = pos >= 0
-                if present.all():
-                    out[key] = self._read(key, pos, backed)
-                elif present.any():  # mosaic: cells not measured in this modality get empty rows
-                    out[key] = _expand_rows(self._read(key, pos[present], backed), present)
-                else:  # no row to read (the modality may have none): an empty read gives the type and width
-                    out[key] = _expand_rows(self._read(key, pos[:0], backed), present)
+                if key in self.matrix_keys:
+                    out[key] = self._read_counts(key, indexes)
+                elif key in self.rows:  # an obs column of a modality: read at each cell's row there
+                    self._keys_and_dtypes = {key: keys[key]}
+                    pos = self.rows[key][indexes]
+                    present = pos >= 0
+                    uniq, inverse = np.unique(pos[present], return_inverse=True)  # backed reads sort the rows
+                    values = np.asarray(super().__getitem__(uniq)[key])[inverse]
+                    out[key] = np.zeros((len(pos), *values.shape[1:]), dtype=values.dtype)
+                    out[key][present] = values
         finally:
             self._keys_and_dtypes = keys
         out = {k: out[k] for k in keys if k in out}
@@ -98,61 +104,37 @@ class PairedAnnTorchDataset(AnnTorchDataset):
             out[OBSERVED_KEY.format(modality)] = observed[indexes][:, None]
         return out
 
-    def _read(self, key, pos: np.ndarray, backed: bool):
-        if not backed:
-            return super().__getitem__(pos)[key]
-        uniq, inverse = np.unique(pos, return_inverse=True)  # backed files read increasing rows
-        return _take_rows(super().__getitem__(uniq)[key], inverse)
-
-
-def _take_rows(data, rows: np.ndarray):
-    if isinstance(data, torch.Tensor):
-        if data.layout != torch.strided:
-            layout = data.layout
-            data = data.to_dense()[torch.as_tensor(rows)]
-            return data.to_sparse_csr() if layout == torch.sparse_csr else data.to_sparse()
-        return data[torch.as_tensor(rows)]
-    if sparse.issparse(data):
-        return data[rows]
-    return np.asarray(data)[rows]
+    def _read_counts(self, key: str, indexes: np.ndarray):
+        """The count rows of ``mdata.obs_names`` cells ``indexes`` (empty rows for cells a modality lacks)."""
+        if key not in self._readable:
+            self._readable[key] = row_readable(self.data[key])
+        X = self._readable[key]
+        pos = self.rows[key][indexes] if key in self.rows else indexes
+        present = pos >= 0
+        if present.all():
+            block = read_rows(X, pos)
+        elif present.any():  # mosaic: cells not measured in this modality get empty rows
+            block = _expand_rows(read_rows(X, pos[present]), present)
+        else:  # no row to read (the modality may have none)
+            block = sparse.csr_matrix((len(pos), X.shape[1]), dtype=np.float32)
+        if not self.load_sparse_tensor:
+            return block.toarray()
+        return torch.sparse_csr_tensor(
+            torch.as_tensor(block.indptr), torch.as_tensor(block.indices), torch.as_tensor(block.data),
+            size=block.shape,
+        )  # fmt: skip
 
 
 def _expand_rows(block, present: np.ndarray):
-    """Rows of ``block`` at the ``present`` positions of a ``len(present)``-row result, empty (zero) rows elsewhere.
+    """Rows of the CSR ``block`` at the ``present`` positions of a ``len(present)``-row CSR, empty rows elsewhere.
 
-    ``block`` has ``present.sum()`` rows, in order (with no row present, it may hold any rows: only its type, width
-    and dtype are used). Torch sparse CSR stays sparse: the empty rows add no stored values.
+    ``block`` has ``present.sum()`` rows, in order; the empty rows add no stored values.
     """
-    n, k = len(present), int(present.sum())
-    if isinstance(block, torch.Tensor) and block.layout == torch.sparse_csr:
-        counts = torch.zeros(n, dtype=block.crow_indices().dtype)
-        if k:
-            counts[torch.as_tensor(np.flatnonzero(present))] = block.crow_indices().diff()
-            cols, values = block.col_indices(), block.values()
-        else:
-            cols, values = block.col_indices()[:0], block.values()[:0]
-        crow = torch.cat([counts.new_zeros(1), counts.cumsum(0)])
-        return torch.sparse_csr_tensor(crow, cols, values, size=(n, block.shape[1]))
-    if isinstance(block, torch.Tensor):
-        out = block.new_zeros((n, *block.shape[1:]))
-        if k:
-            out[torch.as_tensor(present)] = block
-        return out
-    if sparse.issparse(block):
-        block = sparse.csr_matrix(block)
-        counts = np.zeros(n, dtype=block.indptr.dtype)
-        if k:
-            counts[present] = np.diff(block.indptr)
-            indices, data = block.indices, block.data
-        else:
-            indices, data = block.indices[:0], block.data[:0]
-        indptr = np.concatenate([[0], np.cumsum(counts)]).astype(block.indptr.dtype)
-        return sparse.csr_matrix((data, indices, indptr), shape=(n, block.shape[1]))
-    block = np.asarray(block)
-    out = np.zeros((n, *block.shape[1:]), dtype=block.dtype)
-    if k:
-        out[present] = block
-    return out
+    n = len(present)
+    counts = np.zeros(n, dtype=block.indptr.dtype)
+    counts[present] = np.diff(block.indptr)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(block.indptr.dtype)
+    return sparse.csr_matrix((block.data, block.indices, indptr), shape=(n, block.shape[1]))
 
 
 class PairedMuDataManager(AnnDataManager):
@@ -294,8 +276,9 @@ class PairedMuDataManager(AnnDataManager):
             if pos is not None:
                 rows[key] = pos
         observed = self.mosaic.observed if self.mosaic.is_mosaic else None
+        matrix_keys = [MODALITY_REGISTRY_KEYS[m] for m in self._registered()]
         dataset = PairedAnnTorchDataset(
-            self, rows=rows, observed=observed, getitem_tensors=data_and_attributes,
+            self, rows=rows, observed=observed, matrix_keys=matrix_keys, getitem_tensors=data_and_attributes,
             load_sparse_tensor=load_sparse_tensor,
         )  # fmt: skip
         return dataset if indices is None else Subset(dataset, indices)

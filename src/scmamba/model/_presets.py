@@ -35,20 +35,40 @@ def encoder_dropout(n_paired: int) -> float:
 EMBED_BATCH_SIZE = 256
 
 
-def paper_config(modalities: Sequence[str] = ("rna", "atac")) -> dict:
+def paper_config(modalities: Sequence[str] | None = None) -> dict:
     """Sizes and choices of the scMamba paper and its official configurations.
 
     RNA+ATAC: ``d_model`` 512, 10 RNA / 12 ATAC layers, patch 256, ``d_state`` 128, ``headdim`` 128, embedding 64.
     RNA+protein: 8 RNA / 4 protein layers, protein patch 128. One patch projection shared by all regions, the last
     token as the cell summary, the contrastive objective alone (no reconstruction, no batch classifier), no
     feature dropout.
+
+    ``modalities``: the two modality kinds (e.g. ``('rna', 'protein')``). ``None``: values for every kind, so the
+    dict fits any pair (RNA takes the RNA+ATAC size, 10 layers; name the pair for RNA+protein's 8). More than two
+    kinds is refused, as in ``setup_mudata``.
     """
-    protein = "protein" in modalities
+    from ._validation import check_two_layers
+
+    if modalities is None:
+        n_layers, patch_size = {"rna": 10, "atac": 12, "protein": 4}, {"rna": 256, "atac": 256, "protein": 128}
+    else:
+        kinds = list(modalities)
+        unknown = sorted(set(kinds) - {"rna", "atac", "protein"})
+        if unknown:
+            raise ValueError(f"paper_config: unknown modalities {unknown}; use 'rna', 'atac' or 'protein'.")
+        check_two_layers(kinds)
+        protein = "protein" in kinds
+        n_layers = {"rna": 8, "protein": 4} if protein else {"rna": 10, "atac": 12}
+        patch_size = {"rna": 256, "protein": 128} if protein else {"rna": 256, "atac": 256}
+        if protein and "atac" in kinds:
+            n_layers, patch_size = {"atac": 12, "protein": 4}, {"atac": 256, "protein": 128}
+        n_layers = {m: n_layers[m] for m in kinds}
+        patch_size = {m: patch_size[m] for m in kinds}
     return {
         "n_latent": 64,
         "d_model": 512,
-        "n_layers": {"rna": 8, "protein": 4} if protein else {"rna": 10, "atac": 12},
-        "patch_size": {"rna": 256, "protein": 128} if protein else {"rna": 256, "atac": 256},
+        "n_layers": n_layers,
+        "patch_size": patch_size,
         "max_tokens": None,
         "d_state": 128,
         "headdim": 128,

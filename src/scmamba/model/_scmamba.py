@@ -20,7 +20,7 @@ from scvi import REGISTRY_KEYS
 from scvi.data import fields
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin
 
-from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, find_modality
 from .._malloc import reuse_freed_memory
 from ..module import ScMambaModule
 from ..nn import SparseRows
@@ -38,7 +38,10 @@ from ._validation import (
     iter_row_blocks,
     layer_matrix,
     read_rows,
+    registered_modalities,
     resolve_modalities,
+    row_indices,
+    row_readable,
 )
 
 logger = logging.getLogger(__name__)
@@ -307,9 +310,21 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             out[modality] = np.log(freq / freq.sum()).astype(np.float32)
         return out
 
-    @staticmethod
-    def paper_config(modalities: Sequence[str] = ("rna", "atac")) -> dict:
-        """Keyword arguments with the sizes and choices of the scMamba paper (:func:`~scmamba.model.paper_config`)."""
+    @classmethod
+    def paper_config(cls, modalities: Sequence[str] | MuData | None = None) -> dict:
+        """Keyword arguments with the sizes and choices of the scMamba paper (:func:`~scmamba.model.paper_config`).
+
+        ``modalities``: the modality kinds (e.g. ``('rna', 'protein')``), or the MuData (its set-up's modalities,
+        or those its modality names stand for); ``None``: values for every kind, so the dict fits any pair.
+        """
+        if isinstance(modalities, MuData):
+            manager = cls._get_most_recent_anndata_manager(modalities)
+            if manager is not None:
+                registered = registered_modalities(manager.registry["setup_args"]["modalities"])
+            else:
+                found = {m: find_modality(modalities.mod, m) for m in MODALITY_LAYER_ARGS}
+                registered = {m: mod for m, mod in found.items() if mod is not None}
+            modalities = list(registered)
         return paper_config(modalities)
 
     @staticmethod
@@ -399,7 +414,8 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 MODALITY_REGISTRY_KEYS[modality],
                 layers[MODALITY_LAYER_ARGS[modality]],
                 mod_key=mod,
-                is_count_data=modality != "atac",
+                # values are checked by validate_mudata (scvi-tools' check fails on scipy sparse arrays)
+                is_count_data=False,
                 mod_required=True,
             )
             for modality, mod in registered.items()
@@ -722,20 +738,33 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if adata.n_obs == 0:
             raise ValueError("The AnnData has no cells (an empty selection?).")
         name = f"AnnData given for modality {modality!r} (layer {layer or 'X'})"
-        X = layer_matrix(adata, layer, what=f"the AnnData given for modality {modality!r}")
+        # every storage (dense, CSR, CSC, sparse arrays, any dtype, duplicate entries) is read as canonical float32 CSR
+        X = row_readable(layer_matrix(adata, layer, what=f"the AnnData given for modality {modality!r}"))
         aligner = FeatureAligner(adata.var_names, self._reference_features(modality), name=name, stacklevel=5)
-        rows = None if indices is None else np.asarray(indices)
+        rows = None if indices is None else row_indices(indices, adata.n_obs)
         n_rows = X.shape[0] if rows is None else len(rows)
+        if n_rows == 0:
+            raise ValueError("indices select no cells of the AnnData.")
         # the checks of set-up, on the aligned blocks, before anything is embedded
-        checker = CountChecker(name=name, modality=modality, n_rows=n_rows)
-        for offset, block in iter_row_blocks(X, rows):
+        counts = "X" if layer is None else f"layers[{layer!r}]"
+        empty = (
+            f"no counts in the model's {aligner.n_reference:,} "
+            f"{modality} features (any counts they have are in features the model was not trained on), so nothing to "
+            "embed. Embed the other cells: keep = np.asarray(adata[:, adata.var_names.isin(model.get_var_names()"
+            f"[{self.modality_mods_[modality]!r}])].{counts}.sum(1)).ravel() > 0, then "
+            f"model.get_latent_representation(adata, modality={modality!r}, indices=keep"
+            + ("" if layer is None else f", layer={layer!r}")
+            + ")"
+        )
+        checker = CountChecker(name=name, modality=modality, n_rows=n_rows, empty=empty)
+        for offset, block in iter_row_blocks(X, rows, name=name):
             checker.update(aligner.apply(block), offset)
         checker.finish(stacklevel=5)
         device = next(self.module.parameters()).device
         chunks = []
         for start in self._embedding_run(range(0, n_rows, batch_size)):
             part = slice(start, start + batch_size) if rows is None else rows[start : start + batch_size]
-            x = sparse.csr_matrix(aligner.apply(read_rows(X, part)))
+            x = aligner.apply(read_rows(X, part, name=name))
             counts = SparseRows.from_scipy(x, device=device)
             chunks.append(self.module.embed(modality, counts).cpu())
         return torch.cat(chunks).numpy()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,26 @@ def registered_modalities(modalities: Mapping[str, str | None]) -> dict[str, str
     return {m: modalities[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modalities.get(arg) is not None}
 
 
+def check_two_layers(kinds: Sequence[str], example: Mapping[str, str] | None = None) -> None:
+    """SCMAMBA aligns two layers: more is refused here, for ``setup_mudata``, the CLI and ``paper_config`` alike.
+
+    ``kinds``: the modality kinds asked for (``'rna'``, ``'atac'``, ``'protein'``); ``example``: a modality kind ->
+    MuData modality name mapping whose first two entries the message suggests registering.
+    """
+    kinds = list(kinds)
+    if len(kinds) <= 2:
+        return
+    example = dict(example or {m: m for m in kinds})
+    pair = {MODALITY_LAYER_ARGS[m]: example[m] for m in kinds[:2]}
+    raise ValueError(
+        f"SCMAMBA aligns two layers, got {len(kinds)} ({', '.join(kinds)}). Its loss, pairing check and defaults "
+        "are built for one pair, so a third layer would be averaged into the joint embedding without ever being "
+        f"aligned. Register two: SCMAMBA.setup_mudata(mdata, modalities={pair!r}); on the command line, "
+        f"--{kinds[0]}-mod with --{kinds[1]}-mod; SCMAMBA.paper_config({tuple(kinds[:2])!r}). For a third layer, "
+        "train a second model on another pair."
+    )
+
+
 def resolve_modalities(mdata: MuData, modalities: Mapping[str, str] | None, layers: Mapping[str, str | None]) -> dict:
     """Map setup arguments to MuData modality names, inferring them from common names when not given."""
     if not isinstance(mdata, MuData):
@@ -71,6 +91,8 @@ def resolve_modalities(mdata: MuData, modalities: Mapping[str, str] | None, laye
             f"The MuData has modalities {available}; pass e.g. "
             "modalities={'rna_layer': 'rna', 'atac_layer': 'atac'} or {'rna_layer': 'rna', 'protein_layer': 'prot'}."
         )
+    kinds = [m for m, arg in MODALITY_LAYER_ARGS.items() if arg in data_args]
+    check_two_layers(kinds, {m: modalities[MODALITY_LAYER_ARGS[m]] for m in kinds})
     for arg, mod in modalities.items():
         if mod is not None and mod not in mdata.mod:
             raise ValueError(
@@ -163,6 +185,15 @@ class Mosaic:
         return f"{self.n_obs:,} cells: " + ", ".join(parts)
 
 
+#: What to do about duplicated cell names (``mdata.obs_names_make_unique()`` works only on MuData with ``axis=1``).
+UNIQUE_NAMES_ADVICE = (
+    "cells are paired across modalities by name, so make them unique in every modality, the same way: "
+    "for adata in mdata.mod.values(): adata.obs_names_make_unique(), then mdata.update() (or prefix each "
+    "modality's names with its sample, e.g. adata.obs_names = adata.obs['sample'].astype(str) + '_' + "
+    "adata.obs_names)."
+)
+
+
 def check_paired(mdata: MuData, registered: Mapping[str, str], *, training: bool = True) -> Mosaic:
     """Which registered modalities measure each cell of ``mdata.obs_names`` (by name); raise on what cannot work.
 
@@ -190,7 +221,8 @@ def check_paired(mdata: MuData, registered: Mapping[str, str], *, training: bool
     if mdata.n_obs == 0:
         raise ValueError("The MuData has no cells (an empty selection?); SCMAMBA needs cells measured in both layers.")
     if mdata.obs_names.has_duplicates:
-        raise ValueError("The MuData has duplicated cell names; make them unique (mdata.obs_names_make_unique()).")
+        dups = mdata.obs_names[mdata.obs_names.duplicated()].unique()
+        raise ValueError(f"The MuData has duplicated cell names (e.g. {list(dups[:3])}); {UNIQUE_NAMES_ADVICE}")
     observed = {}
     for modality in MODALITIES:
         if modality not in registered:
@@ -200,9 +232,7 @@ def check_paired(mdata: MuData, registered: Mapping[str, str], *, training: bool
         if names.has_duplicates:
             dups = names[names.duplicated()].unique()
             raise ValueError(
-                f"Modality {mod!r} has duplicated cell names (e.g. {list(dups[:3])}); cells are paired across "
-                "modalities by name, so make them unique first (adata.obs_names_make_unique(), then "
-                "mdata.update())."
+                f"Modality {mod!r} has duplicated cell names (e.g. {list(dups[:3])}); {UNIQUE_NAMES_ADVICE}"
             )
         observed[modality] = np.asarray(mdata.obs_names.isin(names))
         if training and not observed[modality].any():
@@ -261,63 +291,135 @@ def _is_sparse(X) -> bool:
     return sparse.issparse(X)
 
 
-def read_rows(X, rows: np.ndarray | slice):
-    """Rows of a matrix (scipy sparse, numpy, or a backed HDF5 matrix) as scipy CSR or numpy, in the given order."""
+def check_count_dtype(dtype, name: str = "The count matrix") -> None:
+    """Counts are integers, floats or booleans; anything else is an error that says how to convert."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_ or np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating):
+        return
+    raise ValueError(
+        f"{name} holds {dtype} values; SCMAMBA reads integer or floating-point counts. Convert them first, e.g. "
+        "adata.X = adata.X.astype(np.float32) (adata.layers[...] likewise)."
+    )
+
+
+def canonical_counts(block, *, name: str = "The count matrix") -> sparse.csr_matrix:
+    """Rows of a count matrix as the canonical form the model reads: float32 CSR, sorted indices, no duplicates.
+
+    Every storage anndata allows gives the same matrix: dense or sparse (CSR, CSC, COO; scipy sparse matrices or
+    arrays), any integer, float (float16 included) or boolean dtype, unsorted indices or duplicate entries (summed,
+    as scipy's ``sum_duplicates``). ``block`` itself is never modified: whatever is changed is a copy.
+    """
+    if _is_sparse(block):
+        check_count_dtype(block.dtype, name)
+        out = sparse.csr_matrix(block)  # shares the arrays of a CSR input
+        if out.dtype != np.float32:
+            out = out.astype(np.float32)
+        if not out.has_canonical_format:
+            out = out.copy()  # sum_duplicates works in place
+            out.sum_duplicates()
+        return out
+    block = np.asarray(block)
+    check_count_dtype(block.dtype, name)
+    return sparse.csr_matrix(block.astype(np.float32, copy=False).reshape(block.shape[0], -1))
+
+
+def row_readable(X):
+    """``X`` in a form whose rows are read cheaply.
+
+    In-memory sparse matrices in other formats (CSC, COO) become CSR once (a copy; the given matrix is left as it
+    is); CSR, dense and backed matrices are returned as they are.
+    """
+    if _is_sparse(X) and X.format != "csr":
+        logger.info("Converting a %s matrix to CSR (a copy in memory) to read its rows.", X.format.upper())
+        return sparse.csr_matrix(X)
+    return X
+
+
+def read_rows(X, rows: np.ndarray | slice, *, name: str = "The count matrix") -> sparse.csr_matrix:
+    """Rows of a matrix (scipy sparse, numpy, or a backed HDF5 matrix), in the given order.
+
+    Returned as canonical float32 CSR (:func:`canonical_counts`).
+    """
     if isinstance(rows, slice) or _is_sparse(X) or isinstance(X, np.ndarray):
         out = X[rows]
     else:  # backed: h5py-style datasets need increasing, unique indices
         rows = np.asarray(rows)
+        if len(rows) == 0:
+            return sparse.csr_matrix((0, X.shape[1]), dtype=np.float32)
         uniq, inverse = np.unique(rows, return_inverse=True)
         out = X[uniq]
         out = out[inverse] if not np.array_equal(uniq, rows) else out
-    if _is_sparse(out):
-        return sparse.csr_matrix(out)
-    return np.asarray(out)
+    return canonical_counts(out, name=name)
 
 
-def iter_row_blocks(X, rows: np.ndarray | None = None, max_values: int = BLOCK_VALUES) -> Iterator[tuple[int, object]]:
-    """``(offset, block)`` over the rows of ``X`` (all rows, or ``rows`` in that order) in blocks of bounded size."""
+def iter_row_blocks(
+    X, rows: np.ndarray | None = None, max_values: int = BLOCK_VALUES, *, name: str = "The count matrix"
+) -> Iterator[tuple[int, sparse.csr_matrix]]:
+    """``(offset, block)`` over the rows of ``X`` (all rows, or ``rows`` in that order) in blocks of bounded size.
+
+    Blocks are canonical float32 CSR (:func:`canonical_counts`), whatever the storage of ``X``.
+    """
+    X = row_readable(X)
     n_rows = X.shape[0] if rows is None else len(rows)
-    if rows is None and _is_sparse(X):
-        yield 0, sparse.csr_matrix(X)  # in memory already: one vectorised pass
+    if rows is None and _is_sparse(X) and X.dtype == np.float32 and X.has_canonical_format:
+        yield 0, sparse.csr_matrix(X)  # in memory and canonical already: one vectorised pass, no copy
         return
-    per_block = max(1, max_values // max(X.shape[1], 1))
+    if _is_sparse(X):  # in memory: blocks of about max_values stored values
+        per_block = max(1, max_values * X.shape[0] // max(X.nnz, 1))
+    else:
+        per_block = max(1, max_values // max(X.shape[1], 1))
     for start in range(0, n_rows, per_block):
         stop = min(start + per_block, n_rows)
-        yield start, read_rows(X, slice(start, stop) if rows is None else rows[start:stop])
+        yield start, read_rows(X, slice(start, stop) if rows is None else rows[start:stop], name=name)
+
+
+def row_indices(indices, n_obs: int, *, what: str = "the AnnData") -> np.ndarray:
+    """Integer rows from ``indices``: integer positions, or a boolean mask with one value per row of ``what``."""
+    rows = np.asarray(indices)
+    if rows.dtype == np.bool_:
+        if rows.shape != (n_obs,):
+            raise ValueError(
+                f"indices is a boolean mask of {rows.size:,} values, but {what} has {n_obs:,} rows; give one value "
+                "per row, or integer positions."
+            )
+        return np.flatnonzero(rows)
+    if rows.size == 0:
+        return rows.astype(np.int64).ravel()
+    if not np.issubdtype(rows.dtype, np.integer) or rows.ndim != 1:
+        raise TypeError(
+            f"indices must be integer row positions or a boolean mask over the rows of {what}, got "
+            f"{rows.dtype} values of shape {rows.shape}."
+        )
+    if rows.min() < -n_obs or rows.max() >= n_obs:
+        raise IndexError(f"indices hold positions outside the {n_obs:,} rows of {what}.")
+    return np.where(rows < 0, rows + n_obs, rows)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # values
 
 
-def _values(X) -> np.ndarray:
-    if sparse.issparse(X):
-        return np.asarray(X.data)
-    return np.asarray(X)
-
-
 class CountChecker:
     """Checks row blocks of a count matrix; :meth:`finish` reports what needs all rows (cells without counts)."""
 
-    def __init__(self, *, name: str, modality: str, n_rows: int):
+    def __init__(self, *, name: str, modality: str, n_rows: int, empty: str | None = None):
         self.name, self.modality = name, modality
+        #: What cells without counts lack and how to remove them (default: the advice for a MuData's modality).
+        self.empty = empty
         self.row_sums = np.zeros(n_rows)
         self.non_integer = False
 
     def update(self, block, offset: int) -> None:
         """Raise on non-numeric, NaN/inf and negative values of a block of rows starting at ``offset``."""
-        values = _values(block)
-        if not np.issubdtype(values.dtype, np.number):
-            raise ValueError(f"{self.name} holds non-numeric values ({values.dtype}); counts are expected.")
-        if np.issubdtype(values.dtype, np.floating):
-            finite = np.isfinite(values)
-            if not finite.all():
-                bad = int(finite.size - finite.sum())
-                raise ValueError(f"{self.name} contains {bad} NaN or infinite values; replace or remove them first.")
-            if not self.non_integer:
-                sample = values.ravel()[:BLOCK_VALUES]
-                self.non_integer = bool(np.any(np.abs(sample - np.round(sample)) > 1e-6))
+        block = canonical_counts(block, name=self.name)
+        values = block.data
+        finite = np.isfinite(values)
+        if not finite.all():
+            bad = int(finite.size - finite.sum())
+            raise ValueError(f"{self.name} contains {bad} NaN or infinite values; replace or remove them first.")
+        if not self.non_integer:
+            sample = values[:BLOCK_VALUES]
+            self.non_integer = bool(np.any(np.abs(sample - np.round(sample)) > 1e-6))
         if values.size and values.min() < 0:
             raise ValueError(
                 f"{self.name} contains negative values (minimum {values.min():.3g}); SCMAMBA expects raw counts. "
@@ -330,11 +432,12 @@ class CountChecker:
         """Raise on cells without counts; warn once on non-integer RNA/protein values."""
         empty = np.flatnonzero(self.row_sums == 0)
         if empty.size:
-            raise ValueError(
-                f"{self.name}: {empty.size} cells have no counts at all (e.g. index {empty[:3].tolist()}); an empty "
-                "profile cannot be embedded. Remove them first, e.g. keep = counts.sum(1) > 0 in every modality and "
-                "subset the MuData (muon.pp.filter_obs)."
+            advice = self.empty or (
+                "no counts at all; an empty profile cannot be embedded. Remove them first, e.g. for a MuData "
+                "modality 'rna': empty = mdata['rna'].obs_names[np.asarray(mdata['rna'].X.sum(1)).ravel() == 0]; "
+                "mdata = mdata[~mdata.obs_names.isin(empty)].copy() (use the layer holding the counts if not X)."
             )
+            raise ValueError(f"{self.name}: {empty.size} cells have {advice} (e.g. row {empty[:3].tolist()})")
         if self.non_integer and self.modality in ("rna", "protein"):
             warnings.warn(
                 f"{self.name} holds non-integer values: it looks normalised. SCMAMBA bins values within each cell, "
@@ -344,13 +447,22 @@ class CountChecker:
             )
 
 
-def check_counts(X, *, name: str, modality: str) -> None:
+def check_counts(X, *, name: str, modality: str, mod: str | None = None, layer: str | None = None) -> None:
     """Raise on NaN/inf, negative values and cells without counts; warn on non-integer RNA/protein values.
 
     Only stored values are inspected for sparse matrices; dense and backed matrices are read in row blocks.
+    ``mod`` and ``layer``: where ``X`` is in the MuData, for the advice on cells without counts.
     """
-    checker = CountChecker(name=name, modality=modality, n_rows=X.shape[0])
-    for offset, block in iter_row_blocks(X):
+    empty = None
+    if mod is not None:
+        counts = f"mdata[{mod!r}]." + ("X" if layer is None else f"layers[{layer!r}]")
+        empty = (
+            "no counts at all; an empty profile cannot be embedded. Remove them first: "
+            f"empty = mdata[{mod!r}].obs_names[np.asarray({counts}.sum(1)).ravel() == 0]; "
+            "mdata = mdata[~mdata.obs_names.isin(empty)].copy()"
+        )
+    checker = CountChecker(name=name, modality=modality, n_rows=X.shape[0], empty=empty)
+    for offset, block in iter_row_blocks(X, name=name):
         checker.update(block, offset)
     checker.finish(stacklevel=4)
 
@@ -387,6 +499,7 @@ class FeatureAligner:
 
     def __init__(self, var_names: pd.Index, reference: pd.Index, *, name: str, stacklevel: int = 3):
         check_unique_features(pd.Index(var_names), name)
+        self.name, self.n_reference = name, len(reference)
         idx = pd.Index(var_names).get_indexer(reference)
         present = idx >= 0
         if not present.any():
@@ -410,8 +523,8 @@ class FeatureAligner:
         )
 
     def apply(self, block) -> sparse.csr_matrix:
-        """A block of rows with the reference's columns, as CSR in the block's dtype."""
-        block = sparse.csr_matrix(block)
+        """A block of rows with the reference's columns, as canonical float32 CSR (:func:`canonical_counts`)."""
+        block = canonical_counts(block, name=self.name)
         if self.identity:
             return block
         out = (block @ self.selection.astype(block.dtype)).tocsr()
@@ -423,7 +536,7 @@ def align_features(adata: AnnData, reference: pd.Index, layer: str | None, *, na
     """Columns of ``adata`` reordered to ``reference`` (missing ones zero-filled, warned), read in row blocks."""
     X = layer_matrix(adata, layer, what=name)
     aligner = FeatureAligner(adata.var_names, reference, name=name, stacklevel=4)
-    return sparse.vstack([aligner.apply(block) for _, block in iter_row_blocks(X)], format="csr")
+    return sparse.vstack([aligner.apply(block) for _, block in iter_row_blocks(X, name=name)], format="csr")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -553,7 +666,9 @@ def validate_mudata(
             difference = features_differ(adata.var_names, registered_features(source_registry, modality))
             if difference is not None:
                 raise ValueError(features_message(mod, modality, difference))
-        check_counts(layer_matrix(adata, layer, what=f"modality {mod!r}"), name=name, modality=modality)
+        check_counts(
+            layer_matrix(adata, layer, what=f"modality {mod!r}"), name=name, modality=modality, mod=mod, layer=layer
+        )
         if source_registry is None:
             orders[modality] = check_genomic_order(
                 adata.var, modality, setup_args.get(f"{modality}_annotation"), name=name

@@ -62,6 +62,8 @@ class SparseRows:
     def from_tensor(cls, x: torch.Tensor) -> SparseRows:
         """From a dense, sparse CSR or sparse COO ``(n_rows, n_cols)`` tensor (values cast to float32)."""
         n_rows, n_cols = x.shape
+        if x.layout == torch.sparse_csc:
+            x = x.to_sparse_csr()
         if x.layout == torch.sparse_csr:
             crow = x.crow_indices()
             counts = crow[1:] - crow[:-1]
@@ -81,11 +83,14 @@ class SparseRows:
 
     @classmethod
     def from_scipy(cls, x, device=None) -> SparseRows:
-        """From a scipy sparse matrix (converted to CSR)."""
+        """From a scipy sparse matrix or array (as canonical CSR: duplicate entries summed; ``x`` is not modified)."""
         from scipy import sparse
 
-        x = sparse.csr_matrix(x)
-        x.eliminate_zeros()
+        x = sparse.csr_matrix(x)  # shares the arrays of a CSR input: changed on a copy only
+        if not x.has_canonical_format or not x.data.all():
+            x = x.copy()
+            x.sum_duplicates()
+            x.eliminate_zeros()
         rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
         return cls(
             torch.as_tensor(rows, dtype=torch.long, device=device),

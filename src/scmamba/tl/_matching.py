@@ -145,6 +145,29 @@ def _embedding(data, model, modality: str, use_rep: str, which: str) -> tuple[np
     return as_embedding(z, which), names
 
 
+def _aligned_labels(labels, names: pd.Index | None):
+    """Labels in the reference's cell order: a pandas Series is matched to the reference's names by its index.
+
+    With an array reference (no names) labels are taken in row order, whatever their type.
+    """
+    if names is None or not isinstance(labels, pd.Series) or labels.index.equals(names):
+        return labels
+    index = labels.index
+    missing = names[~names.isin(index)]
+    if len(missing) or index.has_duplicates:
+        problem = (
+            f"{len(missing):,} of the {len(names):,} reference cells (e.g. {list(missing[:3])}) are not in its index"
+            if len(missing)
+            else "its index has duplicated names"
+        )
+        raise ValueError(
+            f"`ref_labels` is a pandas Series, matched to the reference's cells by its index, but {problem} (e.g. "
+            f"{list(index[:3])}). Pass labels indexed by the reference's obs_names (e.g. reference.obs['cell_type']), "
+            "or, if they are in the reference's row order, their values: ref_labels=labels.to_numpy()."
+        )
+    return labels.reindex(names)
+
+
 def match_cells(
     query: ArrayLike | AnnData | MuData,
     reference: ArrayLike | AnnData | MuData,
@@ -190,7 +213,9 @@ def match_cells(
     use_rep
         ``obsm`` key of AnnData/MuData inputs without a model.
     ref_labels
-        Labels of the reference cells (one per row, no missing values), or a column of ``reference.obs``.
+        Labels of the reference cells (one per row, no missing values), or a column of ``reference.obs``. A pandas
+        Series is matched to an AnnData/MuData reference's cells by its index (``obs_names``; an index that
+        lacks some of them is an error); arrays, and any labels of an array reference, are taken in row order.
     vote
         ``'score'``: each match votes with its similarity (negative similarities do not vote), so close matches
         count more; ``'uniform'``: one vote per match.
@@ -243,7 +268,7 @@ def match_cells(
                     f"{list(reference.obs.columns)}."
                 )
             ref_labels = reference.obs[ref_labels]
-        labels = reference_labels(ref_labels, ref.shape[0])
+        labels = reference_labels(_aligned_labels(ref_labels, ref_names), ref.shape[0])
     scores, indices = cosine_topk(q, ref, k, block_size=block_size, device=device)
     table = None
     if labels is not None:

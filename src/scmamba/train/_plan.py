@@ -106,13 +106,27 @@ class ContrastiveTrainingPlan(TrainingPlan):
                 decay.append(p)
         groups = [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.lr, eps=self.eps)
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = int(self.warmup_fraction * total)
+        stepping = self.trainer.estimated_stepping_batches
+        if math.isinf(stepping):  # max_epochs=-1 (Lightning's "no limit"): no length for the cosine decay
+            if self.trainer.early_stopping_callback is None:
+                raise ValueError(
+                    "max_epochs=-1 trains without a limit, and nothing would stop it: pass early_stopping=True "
+                    "(it then trains until validation_loss stops improving), or a number of epochs."
+                )
+            # warm-up over the first epoch, then the peak learning rate until early stopping ends training
+            per_epoch = self.trainer.num_training_batches
+            warmup = int(self.warmup_fraction * per_epoch) if math.isfinite(per_epoch) else 0
+            total = None
+        else:
+            total = max(int(stepping), 1)
+            warmup = int(self.warmup_fraction * total)
         floor = self.min_lr_ratio
 
         def lr_lambda(step: int) -> float:
             if step < warmup:
                 return (step + 1) / (warmup + 1)
+            if total is None:
+                return 1.0
             progress = min((step - warmup) / max(total - warmup, 1), 1.0)
             return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
