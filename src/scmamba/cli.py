@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 logger = logging.getLogger("scmamba")
@@ -102,17 +103,28 @@ def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_m
     for option, name in (("--rna-mod", rna_mod), ("--atac-mod", atac_mod), ("--protein-mod", protein_mod)):
         if name is not None and name not in mdata.mod:
             raise UsageError(f"{option}: the MuData has no modality {name!r}; it has {available}.")
-    if atac_mod is not None and protein_mod is not None:
-        raise UsageError("give --atac-mod or --protein-mod, not both: SCMAMBA pairs RNA with one other modality.")
     rna = rna_mod or find_modality(mdata.mod, "rna")
+    if atac_mod is not None and protein_mod is not None:  # the one rule of setup_mudata and paper_config
+        from .model._validation import check_two_layers
+
+        check_two_layers(["rna", "atac", "protein"], {"rna": rna or "rna", "atac": atac_mod, "protein": protein_mod})
     if rna is None:
         raise UsageError(f"no RNA modality among {available}; name it with --rna-mod.")
     if atac_mod is not None or protein_mod is not None:
         return (rna, atac_mod, "atac") if atac_mod is not None else (rna, protein_mod, "protein")
-    for kind in ("atac", "protein"):
-        name = find_modality(mdata.mod, kind, exclude=[rna])
-        if name is not None:
-            return rna, name, kind
+    found = {kind: find_modality(mdata.mod, kind, exclude=[rna]) for kind in ("atac", "protein")}
+    found = {kind: name for kind, name in found.items() if name is not None}
+    if found:
+        kind, name = next(iter(found.items()))
+        if len(found) > 1:
+            other_kind, other = list(found.items())[1]
+            print(
+                f"scmamba: note: pairing {rna!r} with {name!r} ({kind}); {other!r} ({other_kind}) is not used: "
+                f"SCMAMBA aligns two layers (--{other_kind}-mod {other} pairs RNA with it instead).",
+                file=sys.stderr,
+                flush=True,
+            )
+        return rna, name, kind
     raise UsageError(f"no ATAC or protein modality among {available}; name it with --atac-mod or --protein-mod.")
 
 
@@ -193,53 +205,84 @@ def run_training(
     model.train(max_epochs=epochs)
     train_s = time.perf_counter() - t0
 
-    z_rna = model.get_latent_representation(modality="rna")
-    z_other = model.get_latent_representation(modality=kind)
+    # the work is saved first: a report that fails cannot lose the trained model or its embeddings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".* were not measured in .*: their rows are NaN")
+        z_rna = model.get_latent_representation(modality="rna")  # NaN rows: cells without that layer (mosaic)
+        z_other = model.get_latent_representation(modality=kind)
     mdata.obsm[LATENT_KEY] = model.get_latent_representation()
     mdata.obsm[f"{LATENT_KEY}_rna"] = z_rna
     mdata.obsm[f"{LATENT_KEY}_{kind}"] = z_other
+    layers_used = model.get_latent_layers()
+    mdata.obs["scmamba_layers"] = layers_used.astype(str).to_numpy()
+    model.save(str(out / "model"), overwrite=True)
+    mdata.write_h5mu(out / "embedded.h5mu")
+    print(f"Wrote {out / 'model'}/ and {out / 'embedded.h5mu'} (obsm {LATENT_KEY}*, obs['scmamba_layers']).")
+
     summary = {
         "cells": int(mdata.n_obs),
+        "layers": {str(k): int(v) for k, v in layers_used.value_counts().items() if v},
         "features": {m: int(mdata.mod[name].n_vars) for m, name in model.modality_mods_.items()},
         "epochs": epochs,
         "train_seconds": round(train_s, 1),
-        "foscttm_rna_vs_" + kind: round(float(foscttm(z_rna, z_other)), 4),
     }
+    # reports on the cells that have what each one needs: cross-modal ones on the cells measured in both layers
+    paired = np.isfinite(z_rna).all(1) & np.isfinite(z_other).all(1)
+    has_rna = np.isfinite(z_rna).all(1)
     joint = sc.AnnData(np.asarray(mdata.obsm[LATENT_KEY]), obs=mdata.obs[[]].copy())
     color = []
     for key, where in ((label_key, label_where), (batch_key, modalities.get("batch_key"))):
         if key is not None and where is not False and key not in joint.obs:
             joint.obs[key] = _obs_column(mdata, key, where)
             color.append(key)
-    if label_key is not None and label_where is not False:
-        # Cross-modal label agreement: each cell's label predicted by its 15 nearest RNA-embedded neighbours
-        # (leave-one-out is not needed: the query is the other modality's embedding of the cell).
-        labels = joint.obs[label_key].astype(str).values
-        scores = label_transfer_scores(z_rna, labels, z_other, labels, k=15)
-        summary[f"label_knn_agreement_rna_to_{kind}"] = round(float(scores["accuracy"]), 4)
-        # Clustering of the joint embedding next to the usual RNA-only baseline on the same cells.
-        rna_counts = mdata.mod[rna][mdata.obs_names]
-        baseline = rna_pca(rna_counts, layer=layers.get("rna"), n_comps=30)
+
+    def report(what: str, fn) -> None:
+        try:
+            fn()
+        except USER_ERRORS as err:  # the model and embeddings are saved: say what is missing and go on
+            print(f"scmamba: note: {what} skipped: {_one_line(err)}", file=sys.stderr, flush=True)
+
+    def alignment() -> None:
+        if paired.sum() < 2:
+            raise ValueError(f"{int(paired.sum())} cells are measured in both layers")
+        summary["foscttm_rna_vs_" + kind] = round(float(foscttm(z_rna[paired], z_other[paired])), 4)
+        if label_key is not None and label_where is not False:
+            # Cross-modal label agreement: each cell's label predicted by its 15 nearest RNA-embedded neighbours
+            # (leave-one-out is not needed: the query is the other modality's embedding of the cell).
+            labels = joint.obs[label_key].astype(str).values[paired]
+            scores = label_transfer_scores(z_rna[paired], labels, z_other[paired], labels, k=15)
+            summary[f"label_knn_agreement_rna_to_{kind}"] = round(float(scores["accuracy"]), 4)
+
+    def clustering() -> None:
+        # Clustering of the joint embedding next to the usual RNA-only baseline, on the cells measured in RNA
+        labels = joint.obs[label_key].astype(str).values[has_rna]
+        names = mdata.obs_names[has_rna]
+        baseline = rna_pca(mdata.mod[rna][names], layer=layers.get("rna"), n_comps=30)
         clusters = {
-            LATENT_KEY: ari_nmi_leiden(joint.X, labels, seed=seed),
+            LATENT_KEY: ari_nmi_leiden(joint.X[has_rna], labels, seed=seed),
             "RNA PCA": ari_nmi_leiden(baseline, labels, seed=seed),
         }
         for name, key in ((LATENT_KEY, "joint"), ("RNA PCA", "rna_pca")):
             summary[f"leiden_ari_{key}"] = round(clusters[name]["ari"], 4)
             summary[f"leiden_nmi_{key}"] = round(clusters[name]["nmi"], 4)
-        print(f"Leiden clustering vs {label_key!r} (best over resolutions 0.1-2.0):", flush=True)
+        cells = "" if has_rna.all() else f" on the {int(has_rna.sum()):,} cells measured in RNA"
+        print(f"Leiden clustering vs {label_key!r} (best over resolutions 0.1-2.0){cells}:", flush=True)
         for name, res in clusters.items():
             print(f"  {name:<10} ARI {res['ari']:.3f}  NMI {res['nmi']:.3f}", flush=True)
 
-    model.save(str(out / "model"), overwrite=True)
-    mdata.write_h5mu(out / "embedded.h5mu")
-    sc.pp.neighbors(joint, use_rep="X", n_neighbors=15)
-    sc.tl.umap(joint, random_state=seed)
-    fig = sc.pl.umap(joint, color=color or None, show=False, return_fig=True, wspace=0.6)
-    fig.savefig(out / "umap.png", dpi=120, bbox_inches="tight")
+    def umap() -> None:
+        sc.pp.neighbors(joint, use_rep="X", n_neighbors=15)
+        sc.tl.umap(joint, random_state=seed)
+        fig = sc.pl.umap(joint, color=color or None, show=False, return_fig=True, wspace=0.6)
+        fig.savefig(out / "umap.png", dpi=120, bbox_inches="tight")
+
+    report("the cross-modal alignment report", alignment)
+    if label_key is not None and label_where is not False:
+        report("the clustering report", clustering)
+    report("the UMAP", umap)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
-    print(f"Wrote {out / 'embedded.h5mu'} (obsm {LATENT_KEY}*), {out / 'model'}/, {out / 'umap.png'}")
+    print(f"Wrote {out / 'summary.json'}" + (f", {out / 'umap.png'}" if (out / "umap.png").exists() else ""))
     return summary
 
 
