@@ -95,6 +95,14 @@ def test_cache_folder_and_mirror_from_the_environment(upstream, tmp_path, monkey
     assert (tmp_path / "arg" / ABSEQ.file).exists()
 
 
+def test_a_plain_folder_is_a_mirror_too(upstream, tmp_path, monkeypatch):
+    # SCMAMBA_DATA_URL set to a folder path, as one would write it (pooch alone rejects it: "Unrecognized URL
+    # protocol")
+    monkeypatch.setenv(DATA_URL_ENV, str(upstream[0]))
+    mdata = datasets.snareseq_mouse_cortex(data_dir=tmp_path / "env")
+    assert mdata.shape[0] == 10309 and (tmp_path / "env" / SNARESEQ.file).exists()
+
+
 def test_without_a_mirror_the_public_address_is_used(tmp_path, monkeypatch):
     urls = []
 

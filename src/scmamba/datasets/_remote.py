@@ -16,7 +16,7 @@ from ._registry import ABSEQ, SNARESEQ, DataSet, UpstreamFile
 
 #: Environment variable naming the cache folder (default: the platform's user cache folder, ``…/scmamba``).
 DATA_DIR_ENV = "SCMAMBA_DATA_DIR"
-#: Environment variable naming a mirror of the public files (a base URL, ``https://…`` or ``file://…``).
+#: Environment variable naming a mirror of the public files (a base URL, ``https://…`` or ``file://…``, or a folder).
 DATA_URL_ENV = "SCMAMBA_DATA_URL"
 
 
@@ -39,6 +39,8 @@ def _download(source: UpstreamFile, cache: Path, mirror: str | None) -> Path:
     """Local path of ``source`` in ``cache/upstream/``, downloaded first if it is missing or altered."""
     import pooch
 
+    if mirror and not urlparse(mirror).scheme:  # a plain folder path: the same as its file:// URL
+        mirror = Path(mirror).expanduser().resolve().as_uri()
     url = f"{mirror.rstrip('/')}/{source.mirror_path}" if mirror else source.url
     downloader = _copy_file_url if urlparse(url).scheme == "file" else None
     folder = cache / "upstream" / source.repo.replace("/", "_")
@@ -94,7 +96,7 @@ def snareseq_mouse_cortex(data_dir: str | os.PathLike | None = None, mirror: str
         Linux). The public files are downloaded into its ``upstream/`` folder, checked against their SHA-256, and
         converted once into ``snareseq_mouse_cortex_chen2019.h5mu`` there; later calls read that file.
     mirror
-        Base URL to download the public files from instead of GitHub (``https://…`` or ``file://…``), holding one
+        Base URL to download the public files from instead of GitHub (``https://…``, ``file://…`` or a folder path), holding one
         folder per repository named ``<owner>_<name>`` with the files in it, e.g.
         ``<mirror>/PeterZZQ_scMoMaT/GxC1.npz``. Default: ``$SCMAMBA_DATA_URL`` if set. The SHA-256 checks apply to a
         mirror too.
@@ -133,7 +135,7 @@ def abseq_bone_marrow(data_dir: str | os.PathLike | None = None, mirror: str | N
         Linux). The public files are downloaded into its ``upstream/`` folder, checked against their SHA-256, and
         converted once into ``abseq_bonemarrow_triana2021.h5mu`` there; later calls read that file.
     mirror
-        Base URL to download the public files from instead of GitHub (``https://…`` or ``file://…``), holding one
+        Base URL to download the public files from instead of GitHub (``https://…``, ``file://…`` or a folder path), holding one
         folder per repository named ``<owner>_<name>`` with the files in it, e.g.
         ``<mirror>/HsiaoChiLiao_EXTruvIIInb/triana_data.rda``. Default: ``$SCMAMBA_DATA_URL`` if set. The
         SHA-256 checks apply to a mirror too.
