@@ -436,3 +436,33 @@ def test_match_scaling_quick(tmp_path):
     (row,) = json.loads((tmp_path / "match_scaling_quick.json").read_text())["rows"]
     assert row["n_query"] == 2000 and row["max_score_error"] < 1e-5 and row["peak_rss_gb"] > 0
     assert "dense N x N" in stdout
+
+
+def test_regime_quick(tmp_path):
+    """One row of the regime table: a 300-cell Abseq panel (100 genes), tiny SCMAMBA, every classic method."""
+    shared_file("abseq_bonemarrow_triana2021.h5mu")
+    out = tmp_path / "regime.jsonl"
+    from scmamba import SCMAMBA
+
+    config = json.dumps({**SCMAMBA.small_config(), "linear_view": 10})
+    args = [
+        "--sets", "abseq", "--sizes", "300", "--panels", "panel", "--seeds", "0",
+        "--methods", "scmamba,rna_pca,second,wnn,harmony", "--scmamba-kwargs", config,
+        "--train-kwargs", '{"max_epochs": 2}', "--out", str(out),
+    ]  # fmt: skip
+    _run("regime.py", args, tmp_path, timeout=1200)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    methods = {r["method"] for r in rows}
+    assert methods == {"scmamba", "scmamba_rna", "scmamba_protein", "rna_pca", "second", "wnn", "harmony"}
+    for r in rows:
+        assert r["n_cells"] == 300 and r["n_genes"] == 100 and r["n_other"] == 97 and r["n_batches"] > 1
+        assert 0.0 <= r["nmi"] <= 1.0 and -1.0 <= r["ari"] <= 1.0
+        if r["method"] != "wnn":  # a graph: no embedding for scib
+            assert 0.0 <= r["batch"] <= 1.0 and r["total"] == pytest.approx(0.6 * r["bio"] + 0.4 * r["batch"])
+    weights = next(r for r in rows if r["method"] == "scmamba")["layer_weights"]
+    assert set(weights) == {"rna", "protein"} and sum(weights.values()) == pytest.approx(1.0)
+    table = pd.read_csv(out.with_suffix(".csv"))
+    assert {"ari", "nmi", "bio", "batch", "total", "seeds"} <= set(table.columns)
+    # a rerun skips the rows already written (a long run resumes)
+    _run("regime.py", args, tmp_path, timeout=300)
+    assert len(out.read_text().splitlines()) == len(rows)
