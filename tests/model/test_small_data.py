@@ -71,3 +71,13 @@ def test_history_has_no_always_zero_vae_keys(demo_mdata):
     keys = set(model.history)
     assert not [k for k in keys if k.startswith(VAE_KEYS)], sorted(keys)
     assert {"train_loss", "validation_loss", "infonce_train", "infonce_validation", "cosine_loss_train"} <= keys
+
+
+def test_default_minibatches_hold_every_cell_each_epoch(demo_mdata):
+    # 500 cells: 4 minibatches of 125 (with exactly 128 and drop_last, 116 cells would sit out every epoch)
+    m = demo_mdata[:500].copy()
+    SCMAMBA.setup_mudata(m, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    model = SCMAMBA(m, **TINY, layer_weights="equal")
+    model.train(max_epochs=2, enable_progress_bar=False)
+    assert model.history["n_contrast_train"].to_numpy().ravel().tolist() == [125.0, 125.0]
+    assert model.trainer.global_step == 8

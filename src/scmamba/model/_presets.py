@@ -28,6 +28,10 @@ def encoder_dropout(n_paired: int) -> float:
     return ENCODER_DROPOUT_FEW_PAIRS if n_paired < FEW_PAIRED_CELLS else ENCODER_DROPOUT
 
 
+#: Cells per training minibatch that ``SCMAMBA.train(batch_size=None)`` evens out over the training cells: enough
+#: negatives for the contrastive task, and a CPU-sized step.
+DEFAULT_BATCH_SIZE = 128
+
 #: Cells per minibatch of ``get_latent_representation``. The largest activation (tokens x the Mamba2 input
 #: projection's width, float32) of 256 cells stays below glibc's 32 MiB mmap threshold, so its memory is reused
 #: from one minibatch to the next even where the run's malloc settings (``scmamba._malloc``) do not apply; with them,

@@ -12,7 +12,6 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
@@ -27,7 +26,14 @@ from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
 from ..train import ContrastiveTrainingPlan
 from ._data import PairedMuDataManager, SparseDataSplitter
-from ._presets import EMBED_BATCH_SIZE, PER_MODALITY_DEFAULTS, encoder_dropout, paper_config, small_config
+from ._presets import (
+    DEFAULT_BATCH_SIZE,
+    EMBED_BATCH_SIZE,
+    PER_MODALITY_DEFAULTS,
+    encoder_dropout,
+    paper_config,
+    small_config,
+)
 from ._validation import (
     CountChecker,
     FeatureAligner,
@@ -87,6 +93,11 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     aligns the two modalities of each cell (symmetric InfoNCE + a cosine term) and asks every embedding to
     predict the composition of both of the cell's profiles through linear decoders with a per-batch offset
     (:class:`~scmamba.module.ScMambaModule`). All features are used; no highly variable feature selection.
+
+    The model is scMamba of Yuan, Jiao, Xiao & Peng, "scMamba: A Scalable Foundation Model for Single-Cell
+    Multi-Omics Integration Beyond Highly Variable Feature Selection" (arXiv:2506.20697, 2025), written anew for
+    scvi-tools (not one of the other single-cell models named scMamba); :meth:`paper_config` gives that paper's
+    sizes and choices, and the defaults differ where ``benchmarks/`` measured better.
 
     Parameters
     ----------
@@ -159,6 +170,25 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     use_fused_kernels
         ``None``: mamba-ssm's fused SSD kernel on CUDA when it is installed, else the PyTorch SSD; ``False``:
         always the PyTorch path.
+    linear_view
+        Components of each layer's classic linear reduction (RNA: PCA of ``normalize_total`` + ``log1p``; ATAC:
+        TF-IDF + LSI; protein: PCA of CLR values), fitted on the registered cells when the model is built and kept
+        fixed (:class:`~scmamba.nn.LinearView`; saved with the weights, applied to query cells as to the training
+        cells). It enters each layer's embedding through a trained projection, and the encoder's output layer starts
+        at zero, so training starts from the classic embedding and the Mamba2 encoder adds what the objective finds
+        beyond it. On a few hundred cells the classic reduction is what keeps cell types apart (the encoders alone
+        fell below RNA PCA there); at a few thousand cells it still adds (``benchmarks/README.md``, regime table).
+        ``None`` or 0: the encoders alone.
+    layer_weights
+        Each layer's weight in the joint embedding (``get_latent_representation()``, ``modality='joint'``).
+        ``'reliability'``: measured after training from the split-half reliability of each layer's embedding (each
+        cell's counts thinned into two independent halves; the agreement of the Leiden clusterings of the two
+        halves' embeddings, on up to 2,000 cells), weights proportional to the squared odds ``(r / (1 - r))**2``,
+        so a layer that says little about the cells (a sparse peak panel, a noisy antibody panel) weighs little and
+        the joint embedding does not fall below the better layer. ``'equal'``: the plain mean of the layers.
+        A dict, e.g. ``{'rna': 0.7, 'atac': 0.3}``: fixed weights. The weights are in :attr:`layer_weights_`
+        (saved with the model; a query model from :meth:`load_query_data` keeps its reference's). Per-layer
+        embeddings (``modality='rna'`` ...) are unaffected and stay in the same space.
 
     Examples
     --------
@@ -209,6 +239,8 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         lambda_adv: float = 1.0,
         batch_negatives: bool = False,
         use_fused_kernels: bool | None = None,
+        linear_view: int | None = 50,
+        layer_weights: Literal["reliability", "equal"] | Mapping[str, float] = "reliability",
     ):
         if not isinstance(mdata, MuData):
             raise TypeError(
@@ -271,7 +303,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             batch_negatives=batch_negatives,
             use_fused_kernels=use_fused_kernels,
             feature_log_frequency=self._feature_log_frequency() if lambda_rec > 0 else None,
+            linear_views=self._linear_views(linear_view) if linear_view else None,
         )
+        self._set_layer_weights_arg(layer_weights)
         n_params = sum(p.numel() for p in self.module.parameters())
         tokens = {m: enc.tokenizer.n_patches for m, enc in self.module.encoders.items()}
         self._model_summary_string = (
@@ -280,6 +314,47 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         )
         self._model_summary_string += self._mosaic_summary()
         self.init_params_ = self._get_init_params(locals())
+
+    def _set_layer_weights_arg(self, layer_weights) -> None:
+        """Fixed weights from a dict now; ``'reliability'`` weights are measured after training (:meth:`train`)."""
+        if isinstance(layer_weights, Mapping):
+            unknown = set(layer_weights) - set(self.modalities)
+            missing = set(self.modalities) - set(layer_weights)
+            values = np.array([float(layer_weights.get(m, 0.0)) for m in self.modalities])
+            if unknown or missing or not (np.all(values >= 0) and values.sum() > 0):
+                raise ValueError(
+                    f"layer_weights as a dict needs a non-negative weight for each of {self.modalities} (not all "
+                    f"zero), got {dict(layer_weights)}."
+                )
+            self.module.layer_weights.copy_(torch.as_tensor(values / values.sum()))
+        elif layer_weights not in ("reliability", "equal"):
+            raise ValueError(
+                f"layer_weights must be 'reliability', 'equal' or a dict of weights per layer, got {layer_weights!r}."
+            )
+        self.layer_weights_mode_ = "fixed" if isinstance(layer_weights, Mapping) else layer_weights
+
+    @property
+    def layer_weights_(self) -> dict[str, float]:
+        """Each layer's weight in the joint embedding (``modality='joint'``), e.g. ``{'rna': 0.9, 'atac': 0.1}``."""
+        return {m: float(w) for m, w in zip(self.modalities, self.module.layer_weights.tolist(), strict=True)}
+
+    def _measure_layer_weights(self) -> None:
+        """Set the joint embedding's layer weights from each layer's split-half reliability (``_layer_weights.py``)."""
+        from ._layer_weights import measure_layer_weights
+
+        matrices = {m: self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[m]) for m in self.modality_mods_}
+        self.layer_reliability_ = measure_layer_weights(self.module, matrices, EMBED_BATCH_SIZE)
+        logger.info("Layer reliability %s; joint embedding weights %s.", self.layer_reliability_, self.layer_weights_)
+
+    def _linear_views(self, n_components: int) -> dict:
+        """Each layer's classic reduction, fitted on the cells measured in it (``model/_linear_views.py``)."""
+        from ._linear_views import fit_linear_view
+
+        views = {}
+        for modality in self.modality_mods_:  # a modality's matrix holds exactly the cells measured in it
+            X = self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[modality])
+            views[modality] = fit_linear_view(X, modality, n_components)
+        return views
 
     def _n_paired_cells(self) -> int:
         """Cells measured in both (the first two) registered layers: all cells unless the MuData is a mosaic."""
@@ -450,7 +525,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         max_epochs: int = 50,
         *,
         lr: float = 1e-3,
-        batch_size: int = 128,
+        batch_size: int | None = None,
         train_size: float | None = None,
         validation_size: float | None = None,
         early_stopping: bool = False,
@@ -470,7 +545,10 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         lr
             Peak learning rate (AdamW, linear warm-up then cosine decay).
         batch_size
-            Cells per minibatch (per process under DDP); larger batches give more negatives.
+            Cells per minibatch (per process under DDP); larger batches give more negatives. ``None``: about 128,
+            evened out so that the minibatches of an epoch hold every training cell (``n_train // ceil(n_train /
+            128)`` cells each; fewer cells than minibatches are left out of an epoch, a different few each time): with
+            exactly 128 and ``drop_last``, 116 of 500 cells would sit out every epoch.
         train_size, validation_size
             Split of the cells; the validation cells give ``validation_loss``. By default (``None``) every cell is
             trained on (``1.0``), or 0.9 of them (scvi-tools' split) with ``early_stopping`` or a
@@ -515,6 +593,8 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 f"SCMAMBA needs at least 2 training cells (its loss contrasts the cells of a minibatch); {n_obs} cells "
                 f"with train_size={train_size} leave {n_train}."
             )
+        if batch_size is None:
+            batch_size = n_train // math.ceil(n_train / DEFAULT_BATCH_SIZE)
         batch_size = max(2, min(batch_size, n_train))
         plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
         datasplitter_kwargs = {"drop_last": True, **(datasplitter_kwargs or {})}
@@ -545,7 +625,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
         self.module.train()
         with reuse_freed_memory():
-            return super().train(
+            result = super().train(
                 load_sparse_tensor=True,
                 max_epochs=max_epochs,
                 accelerator=accelerator,
@@ -558,6 +638,13 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 plan_kwargs=plan_kwargs,
                 **trainer_kwargs,
             )
+        # a query model keeps its reference's weights, so that its joint embedding stays in the reference's space
+        if self.layer_weights_mode_ == "reliability" and len(self.modalities) > 1 and not self._is_query_model():
+            self._measure_layer_weights()
+        return result
+
+    def _is_query_model(self) -> bool:
+        return bool(getattr(self, "from_reference_", False))
 
     def _reference_features(self, modality: str) -> pd.Index:
         return pd.Index(self.adata_manager.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"])
@@ -604,8 +691,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             with a warning). Either gets the checks of :meth:`setup_mudata` (values, layers, names); backed
             (``backed='r'``) data are read in blocks.
         modality
-            ``'joint'``: the normalised mean of the modality embeddings (one vector per cell, for neighbours,
-            UMAP, clustering); ``'rna'``, ``'atac'`` or ``'protein'``: that modality's encoder alone.
+            ``'joint'``: the mean of the modality embeddings with the weights :attr:`layer_weights_`, normalised
+            (one vector per cell, for neighbours, UMAP, clustering); ``'rna'``, ``'atac'`` or ``'protein'``: that
+            modality's encoder alone.
         indices
             Cells to embed (default all).
         batch_size
@@ -620,7 +708,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         row order for an AnnData; ``indices`` refer to those rows.
 
         On a mosaic MuData (cells measured in one layer only, see :meth:`setup_mudata`) every cell gets a row, in
-        the same space: ``'joint'`` is the normalised mean over the layers the cell was measured in (the joint
+        the same space: ``'joint'`` is the weighted mean over the layers the cell was measured in (the joint
         embedding for paired cells, the one layer's embedding otherwise); a modality's embedding is NaN for the
         cells not measured in it (with a warning). :meth:`get_latent_layers` gives, per row, the layers used. Data to
         embed need not have pairs: a selection such as ``mdata[atac_only].copy()`` (no cell in the RNA layer) works.
@@ -644,11 +732,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         chunks = []
         for tensors in self._embedding_run(loader):
             out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
-            zs = [out[f"z_{m}"] for m in mods]
-            if mosaic is not None and mosaic.is_mosaic:
-                chunks.append(self._combine_observed(zs, [out[f"observed_{m}"] for m in mods]).cpu())
-            else:
-                chunks.append(self._combine(zs).cpu())
+            chunks.append(self.module.fuse(out, mods).cpu())
         z = torch.cat(chunks).numpy()
         if mosaic is not None and mosaic.is_mosaic:
             n_none = int(np.isnan(z[:, 0]).sum())
@@ -671,18 +755,6 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         if modality != "joint" and modality not in self.modalities:
             raise ValueError(f"modality must be 'joint' or one of {self.modalities}, got {modality!r}.")
         return self.modalities if modality == "joint" else [modality]
-
-    @staticmethod
-    def _combine(zs: list[torch.Tensor]) -> torch.Tensor:
-        return zs[0] if len(zs) == 1 else F.normalize(torch.stack(zs).mean(0), dim=-1)
-
-    @staticmethod
-    def _combine_observed(zs: list[torch.Tensor], observed: list[torch.Tensor]) -> torch.Tensor:
-        """Normalised mean of the embeddings each cell has (mosaic data); NaN for a cell with none of them."""
-        mask = torch.stack(observed).to(zs[0].dtype).unsqueeze(-1)  # (modalities, cells, 1)
-        total = (torch.stack(zs) * mask).sum(0)
-        z = F.normalize(total, dim=-1)
-        return z.masked_fill(mask.sum(0) == 0, float("nan"))
 
     def get_latent_layers(
         self,

@@ -59,6 +59,9 @@ class ScMambaModule(BaseModuleClass):
         Per modality, the log of each feature's share of all counts (initial decoder biases).
     max_logit_scale
         Upper bound of ``1 / temperature``.
+    linear_views
+        Per modality, a fixed :class:`~scmamba.nn.LinearView` (the layer's classic reduction) added to its
+        embedding through a trained projection; the encoder's output layer then starts at zero.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class ScMambaModule(BaseModuleClass):
         use_fused_kernels: bool | None,
         feature_log_frequency: Mapping[str, np.ndarray] | None = None,
         max_logit_scale: float = 100.0,
+        linear_views: Mapping[str, nn.Module] | None = None,
     ):
         super().__init__()
         self.modalities = [m for m in MODALITIES if m in n_features]
@@ -138,6 +142,18 @@ class ScMambaModule(BaseModuleClass):
                 chunk_size=chunk_size,
                 use_fused_kernels=use_fused_kernels,
             )
+        # each layer's classic linear reduction (fixed) enters its embedding through a trained projection; the
+        # encoder's output layer starts at zero, so training starts from the classic embedding and adds to it
+        self.linear_views = nn.ModuleDict(dict(linear_views or {}))
+        self.view_projections = nn.ModuleDict()
+        for m, view in self.linear_views.items():
+            proj = nn.Linear(view.n_components, n_latent, bias=False)
+            nn.init.orthogonal_(proj.weight)
+            self.view_projections[m] = proj
+            nn.init.zeros_(self.encoders[m].out.weight)
+            nn.init.zeros_(self.encoders[m].out.bias)
+        # each layer's weight in the joint embedding (fuse); equal until the model sets them after training
+        self.register_buffer("layer_weights", torch.full((len(self.modalities),), 1.0 / len(self.modalities)))
         self.decoders = nn.ModuleDict()
         if lambda_rec > 0:
             log_frequency = feature_log_frequency or {}
@@ -151,6 +167,11 @@ class ScMambaModule(BaseModuleClass):
             self.log_logit_scale._no_weight_decay = True
         else:
             self.register_buffer("log_logit_scale", log_scale)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # models saved before layer weights existed combine their layers with equal weights, as they were trained
+        state_dict.setdefault(prefix + "layer_weights", self.layer_weights.detach().clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -166,13 +187,16 @@ class ScMambaModule(BaseModuleClass):
                     stack.enter_context(module.frozen())
             yield
 
-    def encoder_input(self, modality: str, counts: SparseRows) -> SparseRows:
-        """Raw counts -> encoder input: feature dropout (training only), genomic order, value encoding."""
-        order = getattr(self, f"order_{modality}")
+    def drop_features(self, modality: str, counts: SparseRows) -> SparseRows:
+        """Feature dropout (training only): each training step sees a random subset of each cell's features."""
         p_drop = self.feature_dropout[modality]
         if self.training and p_drop > 0:
-            # augmentation: each training step sees a random subset of each cell's measured features
             counts = counts.select(torch.rand_like(counts.values) >= p_drop)
+        return counts
+
+    def encoder_input(self, modality: str, counts: SparseRows) -> SparseRows:
+        """Raw counts (after :meth:`drop_features`) -> encoder input: genomic order, value encoding."""
+        order = getattr(self, f"order_{modality}")
         position = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
         return encode_values(counts.permute_cols(position), modality, self.n_bins)
 
@@ -180,7 +204,10 @@ class ScMambaModule(BaseModuleClass):
         """Embed raw counts of one modality (dense, sparse or :class:`~scmamba.nn.SparseRows`; registered columns)."""
         if not isinstance(counts, SparseRows):
             counts = SparseRows.from_tensor(counts)
+        counts = self.drop_features(modality, counts)
         z = self.encoders[modality](self.encoder_input(modality, counts)).float()
+        if modality in self.linear_views:
+            z = z + self.view_projections[modality](self.linear_views[modality](counts))
         return F.normalize(z, dim=-1) if normalize else z
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], modalities: Sequence[str] | None = None):
@@ -223,6 +250,20 @@ class ScMambaModule(BaseModuleClass):
             out[f"counts_{m}"] = counts
             out[f"observed_{m}"] = observed
         return out
+
+    def fuse(self, inference_outputs: dict, modalities: Sequence[str] | None = None) -> torch.Tensor:
+        """Joint embedding: per cell, the weighted mean of the embeddings of the layers it was measured in (unit norm).
+
+        ``inference_outputs`` as from :meth:`inference`; ``modalities`` the layers to combine (default all), with
+        the weights :attr:`layer_weights`. A cell measured in one of them gets that layer's embedding; a cell
+        measured in none of them gets NaN.
+        """
+        mods = list(self.modalities if modalities is None else modalities)
+        zs = torch.stack([inference_outputs[f"z_{m}"] for m in mods])  # (layers, cells, latent)
+        observed = torch.stack([inference_outputs[f"observed_{m}"] for m in mods]).to(zs.dtype)  # (layers, cells)
+        weights = self.layer_weights[[self.modalities.index(m) for m in mods]].to(zs.dtype).clamp_min(1e-6)
+        z = F.normalize((weights[:, None, None] * observed.unsqueeze(-1) * zs).sum(0), dim=-1)
+        return z.masked_fill(observed.sum(0).unsqueeze(-1) == 0, float("nan"))
 
     def _get_generative_input(self, tensors, inference_outputs):
         return {}
