@@ -96,8 +96,8 @@ def snareseq_mouse_cortex(data_dir: str | os.PathLike | None = None, mirror: str
         Linux). The public files are downloaded into its ``upstream/`` folder, checked against their SHA-256, and
         converted once into ``snareseq_mouse_cortex_chen2019.h5mu`` there; later calls read that file.
     mirror
-        Base URL to download the public files from instead of GitHub (``https://…``, ``file://…`` or a folder path), holding one
-        folder per repository named ``<owner>_<name>`` with the files in it, e.g.
+        Base URL to download the public files from instead of GitHub (``https://…``, ``file://…`` or a folder
+        path), holding one folder per repository named ``<owner>_<name>`` with the files in it, e.g.
         ``<mirror>/PeterZZQ_scMoMaT/GxC1.npz``. Default: ``$SCMAMBA_DATA_URL`` if set. The SHA-256 checks apply to a
         mirror too.
 
@@ -135,8 +135,8 @@ def abseq_bone_marrow(data_dir: str | os.PathLike | None = None, mirror: str | N
         Linux). The public files are downloaded into its ``upstream/`` folder, checked against their SHA-256, and
         converted once into ``abseq_bonemarrow_triana2021.h5mu`` there; later calls read that file.
     mirror
-        Base URL to download the public files from instead of GitHub (``https://…``, ``file://…`` or a folder path), holding one
-        folder per repository named ``<owner>_<name>`` with the files in it, e.g.
+        Base URL to download the public files from instead of GitHub (``https://…``, ``file://…`` or a folder
+        path), holding one folder per repository named ``<owner>_<name>`` with the files in it, e.g.
         ``<mirror>/HsiaoChiLiao_EXTruvIIInb/triana_data.rda``. Default: ``$SCMAMBA_DATA_URL`` if set. The
         SHA-256 checks apply to a mirror too.
 
@@ -146,4 +146,3 @@ def abseq_bone_marrow(data_dir: str | os.PathLike | None = None, mirror: str | N
         Modalities ``rna`` and ``prot``, read into memory.
     """
     return _load(ABSEQ, lambda files: _convert.abseq(files["triana_data.rda"]), data_dir, mirror)
-
