@@ -146,7 +146,7 @@ def run_training(
     mdata,
     out: Path,
     *,
-    epochs: int,
+    epochs: int | None,
     batch_key: str | None,
     label_key: str | None,
     model_kwargs: dict | None = None,
@@ -203,6 +203,7 @@ def run_training(
     print(model, flush=True)
     t0 = time.perf_counter()
     model.train(max_epochs=epochs)
+    epochs = int(model.trainer.current_epoch)  # the passes run (SCMAMBA.train's default when none were given)
     train_s = time.perf_counter() - t0
 
     # the work is saved first: a report that fails cannot lose the trained model or its embeddings
@@ -306,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("input", type=Path, help=".h5mu with raw counts: an RNA modality and an ATAC or protein one")
     train.add_argument("--out", type=Path, required=True, help="output folder")
-    train.add_argument("--epochs", type=_positive_int, default=50, help="training epochs")
+    train.add_argument(
+        "--epochs", type=_positive_int, default=None, help="training epochs (default: SCMAMBA.train's, by data size)"
+    )
     train.add_argument(
         "--batch-key", default=None, help="obs column of batches, in mdata.obs or a modality's obs (default: none)"
     )
@@ -334,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     demo = sub.add_parser("demo", help="train on the shipped SNARE-seq demo subset (2,500 cells, CPU, minutes)")
     demo.add_argument("--out", type=Path, default=Path("scmamba_demo"), help="output folder")
-    demo.add_argument("--epochs", type=_positive_int, default=50, help="training epochs (SCMAMBA.train's default)")
+    demo.add_argument(
+        "--epochs", type=_positive_int, default=None, help="training epochs (default: SCMAMBA.train's, 50 here)"
+    )
     return parser
 
 

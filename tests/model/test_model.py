@@ -40,13 +40,15 @@ def test_loss_decreases_and_parts_are_logged(trained):
     assert np.isfinite(hist["validation_loss"].values.astype(float)).all()
 
 
-def test_joint_embedding_is_normalised_mean(trained):
+def test_joint_embedding_is_the_normalised_weighted_mean(trained):
     model, _, query = trained
     idx = np.arange(40)
     joint = model.get_latent_representation(query, indices=idx)
     rna = model.get_latent_representation(query, modality="rna", indices=idx)
     atac = model.get_latent_representation(query, modality="atac", indices=idx)
-    expected = (rna + atac) / np.linalg.norm(rna + atac, axis=1, keepdims=True)
+    w = model.layer_weights_
+    mean = w["rna"] * rna + w["atac"] * atac
+    expected = mean / np.linalg.norm(mean, axis=1, keepdims=True)
     np.testing.assert_allclose(joint, expected, atol=1e-5)
 
 

@@ -97,9 +97,10 @@ def test_joint_of_a_single_layer_cell_is_that_layer(mosaic_model):
     np.testing.assert_allclose(
         z_rna[~atac_only], model.get_latent_representation(paired["rna"][~atac_only].copy(), modality="rna"), atol=1e-5
     )
-    # and the joint embedding of paired cells is the normalised mean of their two layers
+    # and the joint embedding of paired cells is the normalised weighted mean of their two layers
     both = (groups == "rna+atac").values
-    mean = z_rna[both] + z_atac[both]
+    w = model.layer_weights_
+    mean = w["rna"] * z_rna[both] + w["atac"] * z_atac[both]
     np.testing.assert_allclose(z[both], mean / np.linalg.norm(mean, axis=1, keepdims=True), atol=1e-5)
 
 

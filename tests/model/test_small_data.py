@@ -81,3 +81,14 @@ def test_default_minibatches_hold_every_cell_each_epoch(demo_mdata):
     model.train(max_epochs=2, enable_progress_bar=False)
     assert model.history["n_contrast_train"].to_numpy().ravel().tolist() == [125.0, 125.0]
     assert model.trainer.global_step == 8
+
+
+def test_default_training_length_follows_the_cells(demo_mdata):
+    from scmamba.model._presets import default_max_epochs
+
+    assert [default_max_epochs(n) for n in (40, 500, 1000, 2500, 100_000)] == [10, 10, 20, 50, 50]
+    m = demo_mdata[:500].copy()
+    SCMAMBA.setup_mudata(m, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    model = SCMAMBA(m, **TINY, layer_weights="equal")
+    model.train(enable_progress_bar=False)
+    assert len(model.history["train_loss"]) == 10 and model.trainer.global_step == 40

@@ -32,6 +32,20 @@ def encoder_dropout(n_paired: int) -> float:
 #: negatives for the contrastive task, and a CPU-sized step.
 DEFAULT_BATCH_SIZE = 128
 
+#: Training passes when ``SCMAMBA.train(max_epochs=None)``: one per ``CELLS_PER_EPOCH`` training cells, between
+#: ``MIN_EPOCHS`` and ``MAX_EPOCHS``. Small data sets get few passes: the encoders start from each layer's classic
+#: reduction and, on a few hundred cells, fit the cells they see at the cost of cell-type structure the longer they
+#: train (measurements: ``benchmarks/README.md``, regime table).
+CELLS_PER_EPOCH = 50
+MIN_EPOCHS = 10
+MAX_EPOCHS = 50
+
+
+def default_max_epochs(n_train: int) -> int:
+    """Training passes for ``n_train`` training cells (see ``CELLS_PER_EPOCH``)."""
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, round(n_train / CELLS_PER_EPOCH))))
+
+
 #: Cells per minibatch of ``get_latent_representation``. The largest activation (tokens x the Mamba2 input
 #: projection's width, float32) of 256 cells stays below glibc's 32 MiB mmap threshold, so its memory is reused
 #: from one minibatch to the next even where the run's malloc settings (``scmamba._malloc``) do not apply; with them,
