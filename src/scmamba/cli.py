@@ -308,7 +308,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("input", type=Path, help=".h5mu with raw counts: an RNA modality and an ATAC or protein one")
     train.add_argument("--out", type=Path, required=True, help="output folder")
     train.add_argument(
-        "--epochs", type=_positive_int, default=None, help="training epochs (default: SCMAMBA.train's, by data size)"
+        "--epochs",
+        type=_positive_int,
+        default=None,
+        help="training epochs; none: SCMAMBA.train's, one per 50 cells, 10-50",
     )
     train.add_argument(
         "--batch-key", default=None, help="obs column of batches, in mdata.obs or a modality's obs (default: none)"

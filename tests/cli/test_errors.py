@@ -94,7 +94,7 @@ def test_help_shows_defaults_and_the_data_options(capsys):
     out = " ".join(capsys.readouterr().out.split())
     for option in ("--rna-layer", "--atac-layer", "--protein-layer", "--rna-mod", "--atac-mod", "--protein-mod"):
         assert option in out
-    assert "(default: 50)" in out and "(default: cell_type)" in out
+    assert "one per 50 cells, 10-50" in out and "(default: cell_type)" in out
 
 
 def test_modality_obs_columns_names_and_layers(demo_mdata, tmp_path, capsys):
