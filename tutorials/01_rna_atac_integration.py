@@ -50,7 +50,7 @@ fig = scmamba.pl.training_curves(model)
 
 # %% [markdown]
 # ## Embeddings
-# The joint embedding (the normalised mean of the two encoders' outputs) goes to `obsm` for scanpy; each
+# The joint embedding (the weighted mean of the two encoders' outputs, `model.layer_weights_`) goes to `obsm` for scanpy; each
 # encoder's own embedding shows how well the modalities are aligned. The model trained on every one of these
 # cells, so their FOSCTTM is close to 0 (the encoders fit the pairs they see); tutorial 04 embeds cells the
 # model never saw.

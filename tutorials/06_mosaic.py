@@ -50,7 +50,7 @@ model.train(max_epochs=2 if QUICK else 50, enable_progress_bar=not QUICK)
 
 # %% [markdown]
 # ## One embedding per cell
-# The joint embedding of a paired cell is the normalised mean of its two layers' embeddings; a single-layer cell's
+# The joint embedding of a paired cell is the weighted mean of its two layers' embeddings; a single-layer cell's
 # is its layer's embedding, in the same space. `get_latent_layers` says which layers each row used; a single
 # modality's embedding (`modality="rna"`) is NaN for the cells not measured in it.
 
