@@ -19,6 +19,7 @@ pytestmark = pytest.mark.skipif(_malloc._libc() is None, reason="glibc's mallopt
 # default); the end of a run by the first use after it, which finds the memory returned to the kernel.
 SCRIPT = """
 import gc, json, resource
+import scmamba.model  # the package as it is when train and get_latent_representation run (subpackages load lazily)
 import torch
 from scmamba import _malloc
 
