@@ -247,3 +247,36 @@ def test_query_freeze_survives_save_and_load(small, tmp_path, trainable):
     else:
         assert not running, f"frozen norms: BatchNorm statistics must stay the reference's: {sorted(running)[:3]}"
     assert loaded.trainable_groups_ == [trainable]
+
+
+def test_folder_saved_before_linear_views_and_layer_weights_loads_as_it_was_built(tmp_path):
+    """init parameters without ``linear_view`` / ``layer_weights`` (older folders) rebuild the model without them."""
+    import json
+
+    from scmamba.datasets import snareseq_cortex_demo
+
+    m = snareseq_cortex_demo()[:200].copy()
+    SCMAMBA.setup_mudata(m, modalities={"rna_layer": "rna", "atac_layer": "atac"})
+    model = SCMAMBA(m, **SCMAMBA.small_config(), linear_view=None, layer_weights="equal")
+    model.train(max_epochs=1, enable_progress_bar=False)
+    model.save(tmp_path / "old")
+    meta = next((tmp_path / "old").glob("*.json"))
+    text = meta.read_text()
+    data = json.loads(text)
+
+    def strip(node):
+        if isinstance(node, dict):
+            for key in ("linear_view", "layer_weights", "layer_weights_", "layer_weights_mode_"):
+                node.pop(key, None)
+            for value in node.values():
+                strip(value)
+        elif isinstance(node, list):
+            for value in node:
+                strip(value)
+
+    strip(data)
+    meta.write_text(json.dumps(data))
+    assert "linear_view" not in meta.read_text()
+    loaded = SCMAMBA.load(tmp_path / "old", m)
+    assert len(loaded.module.linear_views) == 0 and loaded.layer_weights_ == {"rna": 0.5, "atac": 0.5}
+    np.testing.assert_allclose(loaded.get_latent_representation(), model.get_latent_representation(), atol=1e-5)

@@ -61,6 +61,10 @@ class UntrustedPickleError(ValueError):
     """A model file needs unpickling, which can run arbitrary code; refused unless ``trust_pickle=True``."""
 
 
+#: SCMAMBA arguments added after models were first saved, with the value that reproduces the models saved before.
+BEFORE_OPTIONS = {"linear_view": None, "layer_weights": "equal"}
+
+
 def _untrusted_message(path: str) -> str:
     return (
         f"{path} is not a weights-only file: loading it means unpickling it, and unpickling runs any code the file "
@@ -429,7 +433,9 @@ def build_model(
     if not isinstance(init, Mapping) or "non_kwargs" not in init:
         raise ValueError("The saved model has no init parameters (init_params_); it cannot be rebuilt.")
     kwargs = {k: v for group in init.get("kwargs", {}).values() for k, v in group.items()}
-    model = cls(mdata, **init["non_kwargs"], **kwargs)
+    # a model saved before these options existed was built without them: rebuild it so, not with today's defaults
+    non_kwargs = {**BEFORE_OPTIONS, **init["non_kwargs"]}
+    model = cls(mdata, **non_kwargs, **kwargs)
     for attr, value in attributes.items():
         setattr(model, attr, value)
     new_batches = [b for b in _batch_categories(model.adata_manager.registry) if b not in _batch_categories(registry)]
