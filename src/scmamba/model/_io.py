@@ -62,7 +62,7 @@ class UntrustedPickleError(ValueError):
 
 
 #: SCMAMBA arguments added after models were first saved, with the value that reproduces the models saved before.
-BEFORE_OPTIONS = {"linear_view": None, "layer_weights": "equal"}
+BEFORE_OPTIONS = {"linear_view": None, "layer_weights": "equal", "batch_correction": None}
 
 
 def _untrusted_message(path: str) -> str:
@@ -369,7 +369,8 @@ def _fit_state_dict(module: torch.nn.Module, saved: Mapping[str, torch.Tensor]) 
     fitted = dict(saved)
     for key, new in current.items():
         if key not in saved:
-            if key.startswith("batch_classifier."):
+            # a classifier the saved model did not have; a donor correction it was saved without (the identity)
+            if key.startswith(("batch_classifier.", "latent_correction.")):
                 fitted[key] = new
             continue
         old = saved[key].to(new.device)

@@ -25,6 +25,7 @@ from ..module import ScMambaModule
 from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
 from ..train import ContrastiveTrainingPlan
+from ._batch_correction import check_batch_correction
 from ._data import PairedMuDataManager, SparseDataSplitter
 from ._presets import (
     DEFAULT_BATCH_SIZE,
@@ -190,6 +191,15 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         A dict, e.g. ``{'rna': 0.7, 'atac': 0.3}``: fixed weights. The weights are in :attr:`layer_weights_`
         (saved with the model; a query model from :meth:`load_query_data` keeps its reference's). Per-layer
         embeddings (``modality='rna'`` ...) are unaffected and stay in the same space.
+    batch_correction
+        How donors are mixed when ``setup_mudata(batch_key=...)`` names two or more batches. ``'harmony'``: after
+        training, Harmony (harmonypy, its default strength ``theta=2``) is fitted on the joint embedding of the
+        registered cells and kept as a function of the embedding (:class:`~scmamba.nn.LatentCorrection`: per soft
+        cluster, per batch, an offset), which :meth:`get_latent_representation` applies to every embedding of a cell
+        of those batches, joint or per layer, so that they stay in one space. A dict of Harmony settings changes
+        the strength, e.g. ``{'theta': 1.0}`` for less mixing, ``{'theta': 4.0}`` for more; ``None``: no
+        correction (the decoders' batch offsets and the batch adversary, ``lambda_adv``, still act in training).
+        ``get_latent_representation(batch_corrected=False)`` gives the embedding before it.
 
     Examples
     --------
@@ -242,6 +252,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         use_fused_kernels: bool | None = None,
         linear_view: int | None = 50,
         layer_weights: Literal["reliability", "equal"] | Mapping[str, float] = "reliability",
+        batch_correction: Literal["harmony"] | Mapping[str, float] | None = "harmony",
     ):
         if not isinstance(mdata, MuData):
             raise TypeError(
@@ -307,6 +318,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             linear_views=self._linear_views(linear_view) if linear_view else None,
         )
         self._set_layer_weights_arg(layer_weights)
+        self.batch_correction_ = check_batch_correction(batch_correction)
         n_params = sum(p.numel() for p in self.module.parameters())
         tokens = {m: enc.tokenizer.n_patches for m, enc in self.module.encoders.items()}
         self._model_summary_string = (
@@ -651,7 +663,23 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         # a query model keeps its reference's weights, so that its joint embedding stays in the reference's space
         if self.layer_weights_mode_ == "reliability" and len(self.modalities) > 1 and not self._is_query_model():
             self._measure_layer_weights()
+        # a query model keeps its reference's correction too (its new batches are left uncorrected)
+        if self.batch_correction_ is not None and self.summary_stats.n_batch > 1 and not self._is_query_model():
+            self._fit_batch_correction()
         return result
+
+    def _fit_batch_correction(self) -> None:
+        """Fit the donor correction (Harmony, ``_batch_correction.py``) on the registered cells' joint embedding."""
+        from ._batch_correction import fit_latent_correction
+
+        correction = self.module.latent_correction
+        correction.set(correction.centroids[:0], correction.sigma[:0], correction.offsets[:0, :0])
+        z, batch = self._embed_registered(self._latent_modalities("joint"), corrected=False)
+        fitted = fit_latent_correction(
+            z, batch, self.summary_stats.n_batch, self.batch_correction_, n_threads=torch.get_num_threads()
+        )
+        correction.set(*(torch.from_numpy(a) for a in fitted))
+        logger.info("Donor correction: %d clusters, Harmony settings %s.", len(fitted[0]), self.batch_correction_)
 
     def _is_query_model(self) -> bool:
         return bool(getattr(self, "from_reference_", False))
@@ -690,6 +718,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
         layer: str | None = None,
+        batch_corrected: bool = True,
     ) -> np.ndarray:
         """Cell embeddings (L2-normalised), as numpy.
 
@@ -710,6 +739,11 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Cells per minibatch (default 256, ``EMBED_BATCH_SIZE``).
         layer
             For an AnnData input: the layer with raw counts (``None``: ``.X``).
+        batch_corrected
+            Apply the donor correction fitted after training (``SCMAMBA(batch_correction='harmony')``, the default
+            when ``batch_key`` names two or more batches) to the cells of the batches it was fitted on. ``False``:
+            the embedding before it. Cells of an AnnData (which carries no registered batch) and of batches a query
+            added are never corrected.
 
         Returns
         -------
@@ -738,12 +772,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             self._check_mudata_features(adata, mods)
         adata = self._validate_anndata(adata)
         mosaic = self.get_anndata_manager(adata, required=True).mosaic
-        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size, load_sparse_tensor=True)
-        chunks = []
-        for tensors in self._embedding_run(loader):
-            out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
-            chunks.append(self.module.fuse(out, mods).cpu())
-        z = torch.cat(chunks).numpy()
+        z, _ = self._embed_registered(
+            mods, adata=adata, indices=indices, batch_size=batch_size, corrected=batch_corrected
+        )
         if mosaic is not None and mosaic.is_mosaic:
             n_none = int(np.isnan(z[:, 0]).sum())
             if n_none:
@@ -755,6 +786,27 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                     stacklevel=3,
                 )
         return z
+
+    @torch.inference_mode()
+    def _embed_registered(
+        self, mods: Sequence[str], *, adata=None, indices=None, batch_size: int | None = None, corrected: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings of registered cells (the weighted mean over ``mods``) and their batch codes."""
+        adata = self._validate_anndata(adata)
+        self.module.eval()
+        loader = self._make_data_loader(
+            adata=adata, indices=indices, batch_size=batch_size or EMBED_BATCH_SIZE, load_sparse_tensor=True
+        )
+        chunks, batches = [], []
+        for tensors in self._embedding_run(loader):
+            out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
+            z = self.module.fuse(out, mods)
+            batch = tensors.get(REGISTRY_KEYS.BATCH_KEY)
+            if corrected:
+                z = self.module.latent_correction(z, None if batch is None else batch.to(z.device))
+            chunks.append(z.cpu())
+            batches.append(torch.zeros(len(z), dtype=torch.long) if batch is None else batch.reshape(-1).long().cpu())
+        return torch.cat(chunks).numpy(), torch.cat(batches).numpy()
 
     def _embedding_run(self, minibatches: Iterable) -> Iterator:
         """Yield from ``minibatches`` with the token projections built once and freed memory kept for reuse."""

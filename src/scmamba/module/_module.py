@@ -14,7 +14,7 @@ from scvi.module.base import BaseModuleClass, LossOutput, auto_move_data
 from torch import nn
 
 from .._constants import MODALITIES, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
-from ..nn import BatchClassifier, CompositionDecoder, MambaEncoder, PatchEmbedding
+from ..nn import BatchClassifier, CompositionDecoder, LatentCorrection, MambaEncoder, PatchEmbedding
 from ..nn._sparse import SparseRows, encode_values
 from ._loss import contrastive_loss
 
@@ -154,6 +154,8 @@ class ScMambaModule(BaseModuleClass):
             nn.init.zeros_(self.encoders[m].out.bias)
         # each layer's weight in the joint embedding (fuse); equal until the model sets them after training
         self.register_buffer("layer_weights", torch.full((len(self.modalities),), 1.0 / len(self.modalities)))
+        # the donor correction of the embeddings; the identity until the model fits it after training
+        self.latent_correction = LatentCorrection(n_latent)
         self.decoders = nn.ModuleDict()
         if lambda_rec > 0:
             log_frequency = feature_log_frequency or {}

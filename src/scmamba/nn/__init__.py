@@ -3,6 +3,7 @@
 from ._adversary import BatchClassifier
 from ._decoder import CompositionDecoder
 from ._encoder import GatedMLP, MambaBlock, MambaEncoder, PatchEmbedding
+from ._latent_correction import LatentCorrection
 from ._linear_view import LinearView
 from ._mamba2 import Mamba2, RMSNormGated
 from ._sparse import SparseRows, bin_relative_levels, encode_values, normalize_log1p
@@ -12,6 +13,7 @@ __all__ = [
     "BatchClassifier",
     "CompositionDecoder",
     "GatedMLP",
+    "LatentCorrection",
     "LinearView",
     "Mamba2",
     "MambaBlock",
