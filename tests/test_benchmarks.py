@@ -439,7 +439,8 @@ def test_match_scaling_quick(tmp_path):
 
 
 def test_regime_quick(tmp_path):
-    """One row of the regime table: a 300-cell Abseq panel (100 genes), tiny SCMAMBA, every classic method."""
+    """One row of the regime table: a 300-cell Abseq panel (100 genes), tiny SCMAMBA with and without its blocks,
+    every classic method."""
     shared_file("abseq_bonemarrow_triana2021.h5mu")
     out = tmp_path / "regime.jsonl"
     from scmamba import SCMAMBA
@@ -447,13 +448,15 @@ def test_regime_quick(tmp_path):
     config = json.dumps({**SCMAMBA.small_config(), "linear_view": 10})
     args = [
         "--sets", "abseq", "--sizes", "300", "--panels", "panel", "--seeds", "0",
-        "--methods", "scmamba,rna_pca,second,wnn,harmony", "--scmamba-kwargs", config,
+        "--methods", "scmamba,scmamba_no_block,rna_pca,second,wnn,harmony", "--scmamba-kwargs", config,
         "--train-kwargs", '{"max_epochs": 2}', "--out", str(out),
     ]  # fmt: skip
     _run("regime.py", args, tmp_path, timeout=1200)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     methods = {r["method"] for r in rows}
-    assert methods == {"scmamba", "scmamba_rna", "scmamba_protein", "rna_pca", "second", "wnn", "harmony"}
+    assert methods == {
+        "scmamba", "scmamba_rna", "scmamba_protein", "scmamba_no_block", "rna_pca", "second", "wnn", "harmony"
+    }  # fmt: skip
     for r in rows:
         assert r["n_cells"] == 300 and r["n_genes"] == 100 and r["n_other"] == 97 and r["n_batches"] > 1
         assert 0.0 <= r["nmi"] <= 1.0 and -1.0 <= r["ari"] <= 1.0
