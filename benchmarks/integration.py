@@ -54,6 +54,7 @@ import numpy as np
 
 from benchmarks.helpers.common import (
     RESULTS,
+    THREADS_HELP,
     Sections,
     default_threads,
     epoch_timer,
@@ -546,12 +547,7 @@ def parse_args(argv=None):
     p.add_argument("--scmamba-kwargs", default=None, help="JSON of SCMAMBA init keywords (default config if omitted)")
     p.add_argument("--label-key", default="cell_type")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=default_threads(),
-        help="threads per method process (torch, OpenMP, BLAS, numba); default $BENCH_THREADS or 1",
-    )
+    p.add_argument("--threads", type=int, default=default_threads(), help=THREADS_HELP)
     p.add_argument("--timeout", type=float, default=3600, help="seconds per method subprocess")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)

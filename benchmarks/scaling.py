@@ -43,6 +43,7 @@ import numpy as np
 
 from benchmarks.helpers.common import (
     RESULTS,
+    THREADS_HELP,
     default_threads,
     epoch_timer,
     machine_info,
@@ -233,12 +234,7 @@ def parse_args(argv=None):
     p.add_argument("--scmamba-kwargs", default=None, help="JSON of SCMAMBA init keywords (default config if omitted)")
     p.add_argument("--source", default=str(DEFAULT_SOURCE), help="real paired RNA+ATAC .h5mu to resample")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=default_threads(),
-        help="threads per method process (torch, OpenMP, BLAS, numba); default $BENCH_THREADS or 1",
-    )
+    p.add_argument("--threads", type=int, default=default_threads(), help=THREADS_HELP)
     p.add_argument("--timeout", type=float, default=3600, help="seconds per method and size")
     p.add_argument("--workdir", default=None, help="where the synthetic .h5mu files go (default a temp folder)")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results)")

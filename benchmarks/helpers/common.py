@@ -122,6 +122,7 @@ def window_peak_rss_gb(reset_ok: bool) -> float:
 #: whose cores are shared with other work, multi-threaded torch/OpenMP stalls badly (2 threads ran up to 20x
 #: slower than 1 on a busy 2-core machine); on a dedicated machine pass ``--threads`` with the free cores.
 DEFAULT_THREADS = 1
+THREADS_HELP = "threads per method process (torch, OpenMP, BLAS, numba); default $BENCH_THREADS or 1"
 _THREAD_VARS = ("BENCH_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
