@@ -1,9 +1,9 @@
 """Profile of one SCMAMBA training step and one embedding step at full multiome width, part by part.
 
-Synthetic paired RNA+ATAC data of 10x Multiome width (36,601 genes, 150,000 peaks by default) are resampled from
-the real SNARE-seq counts (``helpers.synthetic.make_mudata``), with per-modality depth scales chosen so that cells
-have about 2,000 RNA and 6,000 ATAC non-zeros. One minibatch of the model's own training loader is taken, and each part of
-the step is run on it, forward and backward, ``--repeats`` times:
+Synthetic paired RNA+ATAC data of 10x Multiome width (36,601 genes, 150,000 peaks by default) are resampled from the
+real SNARE-seq counts (``helpers.synthetic.make_mudata``), with per-modality depth scales chosen so that cells have
+about 2,000 RNA and 6,000 ATAC non-zeros. One minibatch of the model's own training loader is taken, and each part
+of the step is run on it, forward and backward, ``--repeats`` times:
 
 ``load``            the data loader producing the (sparse) minibatch
 ``input/<mod>``     non-zeros, feature dropout, genomic order and value encoding (no gradient)
