@@ -105,7 +105,7 @@ def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_m
             raise UsageError(f"{option}: the MuData has no modality {name!r}; it has {available}.")
     rna = rna_mod or find_modality(mdata.mod, "rna")
     if atac_mod is not None and protein_mod is not None:  # the one rule of setup_mudata and paper_config
-        from .model._validation import check_two_layers
+        from .model._modalities import check_two_layers
 
         check_two_layers(["rna", "atac", "protein"], {"rna": rna or "rna", "atac": atac_mod, "protein": protein_mod})
     if rna is None:

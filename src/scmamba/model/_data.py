@@ -23,17 +23,11 @@ from torch.utils.data import Subset
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
 from ..data import GenomeOrder, genomic_order
-from ._validation import (
-    Mosaic,
-    check_modalities_and_layers,
-    check_paired,
-    features_differ,
-    read_rows,
-    registered_modalities,
-    row_positions,
-    row_readable,
-    validate_mudata,
-)
+from ._counts import read_rows, row_readable
+from ._features import features_differ
+from ._modalities import check_modalities_and_layers, registered_modalities
+from ._pairing import Mosaic, check_paired, row_positions
+from ._validation import validate_mudata
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,8 @@ that a query may adapt.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,16 +23,10 @@ from torch import nn
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
 from ..nn import RMSNormGated
-from ._validation import (
-    CountChecker,
-    FeatureAligner,
-    check_modalities_and_layers,
-    check_paired,
-    features_differ,
-    iter_row_blocks,
-    layer_matrix,
-    row_positions,
-)
+from ._counts import CountChecker, iter_row_blocks
+from ._features import FeatureAligner, features_differ
+from ._modalities import check_modalities_and_layers, layer_matrix
+from ._pairing import check_paired, row_positions
 
 if TYPE_CHECKING:
     from ._scmamba import SCMAMBA
@@ -192,3 +187,108 @@ def restore_freeze(module: nn.Module, trainable_parameters: Iterable[str], group
         _freeze_batchnorm_statistics(module, only_frozen=True)
     elif not ({"norms", "all"} & set(groups)):
         _freeze_batchnorm_statistics(module)
+
+
+class QueryMixin:
+    """Query mapping, as scvi-tools' ``ArchesMixin``: :meth:`prepare_query_mudata` and :meth:`load_query_data`."""
+
+    @classmethod
+    def prepare_query_mudata(cls, mdata: MuData, reference_model: SCMAMBA) -> MuData:
+        """A copy of ``mdata`` whose modalities have exactly the reference model's features, in its order.
+
+        Features the query lacks are zero-filled (with a warning saying how many); extra features are dropped.
+        Cells are paired by ``obs_names``: every modality of the copy holds its cells in ``mdata.obs_names`` order
+        (all of them for paired data; a mosaic stays a mosaic). ``obs`` and modality names are kept; modalities the
+        model does not use are left out. The query gets the checks of :meth:`setup_mudata` (layers, names, pairing,
+        values); backed (``backed='r'``) data are read in blocks and the copy is in memory. The input is not modified.
+        """
+        return prepare_query_mudata(mdata, reference_model)
+
+    @classmethod
+    def load_query_data(
+        cls,
+        mdata: MuData,
+        reference_model: SCMAMBA | str | os.PathLike,
+        *,
+        trainable: str | Sequence[str] = "norms",
+        unfrozen: bool = False,
+        accelerator: str = "auto",
+        device: int | str = "auto",
+        trust_pickle: bool = False,
+    ) -> SCMAMBA:
+        """A model for query cells (a new donor or batch) in the reference model's embedding space, scArches-style.
+
+        The query is registered with the reference's setup (new batch categories are added) and the model starts
+        from the reference weights, so before any training it embeds cells exactly as the reference does. Calling
+        :meth:`train` on it then fine-tunes only the ``trainable`` parameter groups on the query's own pairs
+        (plus the decoders' per-batch offsets and the batch classifier, which enter the training loss but never the
+        embedding); everything else stays frozen at the reference values, which keeps the query in the reference space
+        (reference embeddings and labels stay valid). Without training the query model is a plain mapping, the
+        better default for label transfer: fine-tuning moves the query away from the reference embeddings a
+        classifier is fitted on (``benchmarks/README.md``, label transfer, has the measurements).
+
+        Parameters
+        ----------
+        mdata
+            Query MuData with the reference's modalities and features in the reference order (use
+            :meth:`prepare_query_mudata` to align it); raw counts in the reference's layers. It gets the checks of
+            :meth:`setup_mudata`; cells are paired across modalities by ``obs_names`` and the query model's results
+            follow ``mdata.obs_names``.
+        reference_model
+            Trained model, or the folder it was saved to.
+        trainable
+            Groups trained when the query model is fine-tuned: ``'norms'`` (default: RMSNorm/BatchNorm scales
+            and biases; a few thousand parameters), ``'embedding'`` (patch projections and position embeddings,
+            for shifted input distributions), ``'head'`` (MLP heads), ``'all'``, or a list of these.
+        unfrozen
+            Train every parameter (same as ``trainable='all'``), as in scvi-tools.
+        accelerator, device
+            Where the query model lives (Lightning style; ``'auto'``: the GPU if there is one).
+        trust_pickle
+            Read a reference folder that needs unpickling (see :meth:`load`); only for folders you trust.
+
+        Returns
+        -------
+        The query model (``is_trained_`` False until :meth:`train` is called; it embeds right away, with the
+        reference's weights, without the untrained-model warning; ``from_reference_`` is True). Its freeze
+        (``trainable_parameters_``, ``trainable_groups_``) is saved with it: :meth:`load` restores it.
+
+        Notes
+        -----
+        scvi-tools' :meth:`~scvi.model.base.ArchesMixin.load_query_data` freezes by the naming rules of
+        ``FCLayers``; SCMAMBA has none, so those rules would freeze every parameter. This override keeps the same
+        call pattern with a freezing policy that fits the Mamba2 encoders.
+        """
+        from ._io import SavedModel, build_model, read_folder
+
+        if not isinstance(mdata, MuData):
+            raise TypeError(
+                f"load_query_data needs a MuData with the reference's modalities, got {type(mdata).__name__}. "
+                "For cells measured in one modality use reference_model.get_latent_representation(adata, "
+                "modality='rna')."
+            )
+        if isinstance(reference_model, cls):
+            saved = SavedModel.from_model(reference_model)
+        elif isinstance(reference_model, str | os.PathLike):
+            saved = read_folder(reference_model, trust_pickle=trust_pickle)  # weights only unless trusted
+        else:
+            raise TypeError(f"reference_model must be a SCMAMBA or its saved folder, not {reference_model!r}.")
+        if saved.registry.get("model_name", cls.__name__) != cls.__name__:
+            raise ValueError(f"The reference model is a {saved.registry['model_name']}, not a {cls.__name__}.")
+        # as scvi-tools' ArchesMixin: registration with the reference's setup (new batch categories added; the
+        # checks of setup_mudata), reference weights, new rows for new batches in the decoders' batch offsets
+        # (zero, as a new model's). Its FCLayers freezing rules do not fit SCMAMBA: SCMAMBA's own policy instead.
+        model = build_model(cls, saved, mdata, accelerator=accelerator, device=device, query=True)
+        groups = ["all"] if unfrozen else sorted({trainable} if isinstance(trainable, str) else set(trainable))
+        model.trainable_parameters_ = freeze_for_query(model.module, groups)
+        model.trainable_groups_ = groups  # saved with the model: load re-applies the freeze
+        model.from_reference_ = True  # trained weights: it embeds before (and without) fine-tuning, no warning
+        return model
+
+    @classmethod
+    def prepare_query_anndata(cls, adata, reference_model, return_reference_var_names=False, inplace=True):
+        """Not supported: SCMAMBA queries are MuData (:meth:`prepare_query_mudata`)."""
+        raise NotImplementedError(
+            "SCMAMBA queries are MuData: use SCMAMBA.prepare_query_mudata(mdata, reference_model). For cells "
+            "measured in one modality use reference_model.get_latent_representation(adata, modality='rna')."
+        )
