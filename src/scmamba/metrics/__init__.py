@@ -12,6 +12,7 @@ cells, row-paired. Omics-alignment metrics work on the ``2N`` stacked profiles (
 * Aggregation: :func:`overall_scores`, :func:`integration_report`.
 """
 
+from .._embeddings import stack_modalities
 from ._aggregate import BIO_METRICS, BIO_WEIGHT, OMICS_METRICS, integration_report, overall_scores
 from ._alignment import foscttm, matching_score, neighborhood_overlap
 from ._baselines import rna_pca
@@ -25,7 +26,6 @@ from ._bio import (
     trajectory_conservation,
 )
 from ._omics import graph_connectivity, omics_asw, omics_entropy_mixing_score, seurat_alignment_score
-from ._utils import stack_modalities
 
 __all__ = [
     "BIO_METRICS",

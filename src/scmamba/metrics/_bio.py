@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ._utils import as_embedding, as_labels, default_k, knn_indices
+from .._embeddings import as_embedding, as_labels, default_k, knn_indices
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -206,7 +206,7 @@ def knn_label_transfer(
     numpy.ndarray
         Predicted label per query cell.
     """
-    from scmamba.tl import transfer_labels_from_embeddings
+    from ..tl import transfer_labels_from_embeddings  # metrics score what tl does; tl never imports metrics
 
     ref = as_embedding(ref_embedding, "ref_embedding")
     lab = as_labels(ref_labels, ref.shape[0], "ref_labels")
