@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from copy import deepcopy
 
 import numpy as np
-import pandas as pd
 import torch
 from scipy import sparse
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, AnnTorchDataset
@@ -24,8 +23,8 @@ from torch.utils.data import Subset
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
 from ..data import GenomeOrder, genomic_order
 from ._counts import read_rows, row_readable
-from ._features import features_differ
-from ._modalities import check_modalities_and_layers, registered_modalities
+from ._features import features_differ, features_message, registered_features
+from ._modalities import check_modalities_and_layers, registered_layers, registered_modalities
 from ._pairing import Mosaic, check_paired, row_positions
 from ._validation import validate_mudata
 
@@ -163,7 +162,7 @@ class PairedMuDataManager(AnnDataManager):
         return registered_modalities(self._setup_args["modalities"])
 
     def _layers(self) -> dict[str, str | None]:
-        return {arg: self._setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+        return registered_layers(self._setup_args)
 
     def register_fields(self, adata, source_registry=None, **transfer_kwargs):
         """Validate the MuData (:func:`~scmamba.model._validation.validate_mudata`), then register it."""
@@ -234,14 +233,9 @@ class PairedMuDataManager(AnnDataManager):
         except ValueError as err:
             raise ValueError(prefix + str(err)) from None
         for modality, mod in registered.items():
-            column_names = self.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"]
-            difference = features_differ(mdata.mod[mod].var_names, pd.Index(column_names))
+            difference = features_differ(mdata.mod[mod].var_names, registered_features(self._registry, modality))
             if difference is not None:
-                raise ValueError(
-                    f"{prefix}modality {mod!r} ({modality}) has {difference}. Run SCMAMBA.setup_mudata on the "
-                    "changed MuData and build a new model; to embed it with a trained model, align it with "
-                    "SCMAMBA.prepare_query_mudata(mdata, model)."
-                )
+                raise ValueError(prefix + features_message(mod, modality, difference, retrain=True))
         self.mosaic = check_paired(mdata, registered, training=self._training_data)
         if self._current_fingerprints() != self._fingerprints or not self._codes_columns_ok():
             logger.info("A registered matrix or obs column changed: validating and registering the MuData again.")

@@ -13,12 +13,11 @@ import torch
 from anndata import AnnData
 from mudata import MuData
 
-from .._constants import MODALITY_LAYER_ARGS
 from .._malloc import reuse_freed_memory
 from ..nn import SparseRows
 from ._counts import CountChecker, iter_row_blocks, read_rows, row_indices, row_readable
 from ._features import FeatureAligner, features_differ, features_message
-from ._modalities import check_modalities_and_layers, layer_matrix
+from ._modalities import check_modalities_and_layers, layer_matrix, registered_layers
 from ._pairing import check_paired
 from ._presets import (
     EMBED_BATCH_SIZE,
@@ -34,7 +33,7 @@ class EmbeddingMixin:
 
     def _check_mudata_features(self, mdata: MuData, modalities: Sequence[str]) -> None:
         setup_args = self.adata_manager.registry["setup_args"]
-        layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+        layers = registered_layers(setup_args)
         check_modalities_and_layers(mdata, self.modality_mods_, layers)
         for modality in modalities:
             mod = self.modality_mods_[modality]
@@ -163,10 +162,7 @@ class EmbeddingMixin:
         if mosaic is None:  # registered before mosaic support: fully paired by construction
             mosaic = check_paired(adata, self.modality_mods_)
         rows = slice(None) if indices is None else np.asarray(indices)
-        layers = np.full(adata.n_obs, "", dtype=object)
-        for m in mods:
-            obs = mosaic.observed[m]
-            layers[obs] = np.where(layers[obs] == "", m, layers[obs] + "+" + m)
+        layers = mosaic.layers(mods)
         layers[layers == ""] = "none"
         layers = layers[rows]
         names = adata.obs_names[rows]

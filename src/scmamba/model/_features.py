@@ -96,10 +96,18 @@ def registered_features(registry: Mapping, modality: str) -> pd.Index:
     return pd.Index(field["state_registry"]["column_names"])
 
 
-def features_message(mod: str, modality: str, difference: str) -> str:
-    """Error text for a modality whose features are not the model's."""
-    return (
-        f"Modality {mod!r} ({modality}) has {difference}. Align it first with "
-        "SCMAMBA.prepare_query_mudata(mdata, model) (the model's features in its order; missing ones zero-filled), "
-        f"or embed one modality with get_latent_representation(mdata[{mod!r}], modality={modality!r})."
+def features_message(mod: str, modality: str, difference: str, *, retrain: bool = False) -> str:
+    """Error text for a modality whose features are not the model's: what differs and how to fix it.
+
+    The one message for a query, a ``load`` onto other data and data changed after set-up (``retrain``: also say
+    how to train on the changed data).
+    """
+    text = (
+        f"Modality {mod!r} ({modality}) has different features from the model: {difference}. Align it with "
+        "SCMAMBA.prepare_query_mudata(mdata, model) (model: the trained model or its saved folder; the model's "
+        "features in its order, missing ones zero-filled), or embed one modality with "
+        f"model.get_latent_representation(mdata[{mod!r}], modality={modality!r})."
     )
+    if retrain:
+        text += " To train on the changed MuData, run SCMAMBA.setup_mudata on it and build a new model."
+    return text

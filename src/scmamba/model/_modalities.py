@@ -26,6 +26,11 @@ def registered_modalities(modalities: Mapping[str, str | None]) -> dict[str, str
     return {m: modalities[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modalities.get(arg) is not None}
 
 
+def registered_layers(setup_args: Mapping) -> dict[str, str | None]:
+    """Set-up argument -> counts layer (``None``: ``.X``), e.g. ``{'rna_layer': 'counts', 'atac_layer': None, ...}``."""
+    return {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+
+
 def check_two_layers(kinds: Sequence[str], example: Mapping[str, str] | None = None) -> None:
     """SCMAMBA aligns two layers: more is refused here, for ``setup_mudata``, the CLI and ``paper_config`` alike.
 

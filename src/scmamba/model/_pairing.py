@@ -8,7 +8,7 @@ single-modality cells).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from mudata import MuData
 
-from .._constants import MODALITIES
+from .._constants import MODALITIES, contrasted_pair
 
 if TYPE_CHECKING:
     pass
@@ -52,12 +52,21 @@ class Mosaic:
         """Some cell is missing from some registered modality."""
         return not all(bool(v.all()) for v in self.observed.values())
 
-    def layers(self) -> np.ndarray:
-        """Per cell, the measured layers joined by ``'+'`` (e.g. ``'rna+atac'``, ``'rna'``), as a string array."""
+    def layers(self, modalities: Sequence[str] | None = None) -> np.ndarray:
+        """Per cell, the measured layers joined by ``'+'`` (e.g. ``'rna+atac'``, ``'rna'``), as a string array.
+
+        ``modalities``: only these layers (default all registered); a cell measured in none of them gets ``''``.
+        """
         out = np.full(self.n_obs, "", dtype=object)
         for modality, obs in self.observed.items():
-            out[obs] = np.where(out[obs] == "", modality, out[obs] + "+" + modality)
+            if modalities is None or modality in modalities:
+                out[obs] = np.where(out[obs] == "", modality, out[obs] + "+" + modality)
         return out
+
+    def paired(self) -> np.ndarray:
+        """Cells measured in both contrasted layers (:func:`~scmamba._constants.contrasted_pair`), as a mask."""
+        mod_a, mod_b = contrasted_pair(self.modalities)
+        return self.observed[mod_a] & self.observed[mod_b]
 
     def counts(self) -> dict[str, int]:
         """Cells per measured set of layers, most layers first: ``{'rna+atac': 3436, 'rna': 3437, ...}``."""
@@ -134,8 +143,8 @@ def check_paired(mdata: MuData, registered: Mapping[str, str], *, training: bool
     mosaic = Mosaic(observed)
     if not mosaic.is_mosaic:
         return mosaic
-    mod_a, mod_b = mosaic.modalities[:2]
-    if training and not (observed[mod_a] & observed[mod_b]).any():
+    mod_a, mod_b = contrasted_pair(mosaic.modalities)
+    if training and not mosaic.paired().any():
         example = {m: list(mdata.mod[registered[m]].obs_names[:2]) for m in (mod_a, mod_b)}
         raise ValueError(
             f"No cell is measured in both {registered[mod_a]!r} ({mod_a}) and {registered[mod_b]!r} ({mod_b}) "

@@ -24,6 +24,7 @@ from ._arguments import _patch_sizes, _per_modality
 from ._counts import iter_row_blocks
 from ._data import PairedMuDataManager, SparseDataSplitter
 from ._embedding import EmbeddingMixin
+from ._features import registered_features
 from ._modalities import registered_modalities, resolve_modalities
 from ._presets import (
     encoder_dropout,
@@ -208,9 +209,7 @@ class SCMAMBA(
         super().__init__(mdata)
         setup_args = self.adata_manager.registry["setup_args"]
         modality_names = setup_args["modalities"]
-        self.modality_mods_ = {
-            m: modality_names[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modality_names.get(arg) is not None
-        }
+        self.modality_mods_ = registered_modalities(modality_names)
         n_features, orders = {}, {}
         for modality, mod in self.modality_mods_.items():
             var = self.adata.mod[mod].var
@@ -284,8 +283,7 @@ class SCMAMBA(
         mosaic = getattr(self.adata_manager, "mosaic", None)
         if mosaic is None or len(mosaic.modalities) < 2:
             return self.adata.n_obs
-        mod_a, mod_b = mosaic.modalities[:2]
-        return int((mosaic.observed[mod_a] & mosaic.observed[mod_b]).sum())
+        return int(mosaic.paired().sum())
 
     def _mosaic_summary(self) -> str:
         mosaic = getattr(self.adata_manager, "mosaic", None)
@@ -406,7 +404,7 @@ class SCMAMBA(
         setup_method_args["setup_args"]["modalities"] = dict(modalities)
         mods = cls._create_modalities_attr_dict(modalities, setup_method_args)
 
-        registered = {m: mods[arg] for m, arg in MODALITY_LAYER_ARGS.items() if mods.get(arg) is not None}
+        registered = registered_modalities(mods)
         mudata_fields = [
             fields.MuDataLayerField(
                 MODALITY_REGISTRY_KEYS[modality],
@@ -444,7 +442,7 @@ class SCMAMBA(
         )
 
     def _reference_features(self, modality: str) -> pd.Index:
-        return pd.Index(self.adata_manager.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"])
+        return registered_features(self.adata_manager.registry, modality)
 
     def get_var_names(self, legacy_mudata_format: bool = False):
         """Feature names per modality; for the encoded modalities the model's own (registered) features.

@@ -23,7 +23,7 @@ from mudata import MuData
 from .._constants import MODALITY_LAYER_ARGS
 from ._counts import check_counts
 from ._features import check_unique_features, features_differ, features_message, registered_features
-from ._modalities import check_modalities_and_layers, layer_matrix, registered_modalities
+from ._modalities import check_modalities_and_layers, layer_matrix, registered_layers, registered_modalities
 from ._pairing import Mosaic, check_paired
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def validate_mudata(
         raise TypeError(f"Expected a mudata.MuData, got {type(mdata).__name__}.")
     modalities = setup_args["modalities"]
     registered = registered_modalities(modalities)
-    layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+    layers = registered_layers(setup_args)
     check_modalities_and_layers(mdata, registered, layers)
     mosaic = check_paired(mdata, registered, training=source_registry is None)
     orders = {}
