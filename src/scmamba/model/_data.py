@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from copy import deepcopy
 
 import numpy as np
-import torch
 from scipy import sparse
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, AnnTorchDataset
 from scvi.dataloaders import DataSplitter
@@ -22,6 +21,7 @@ from torch.utils.data import Subset
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
 from ..data import GenomeOrder, genomic_order
+from ..nn._sparse import csr_tensor
 from ._counts import read_rows, row_readable
 from ._features import features_differ, features_message, registered_features
 from ._modalities import check_modalities_and_layers, registered_layers, registered_modalities
@@ -112,10 +112,7 @@ class PairedAnnTorchDataset(AnnTorchDataset):
             block = sparse.csr_matrix((len(pos), X.shape[1]), dtype=np.float32)
         if not self.load_sparse_tensor:
             return block.toarray()
-        return torch.sparse_csr_tensor(
-            torch.as_tensor(block.indptr), torch.as_tensor(block.indices), torch.as_tensor(block.data),
-            size=block.shape,
-        )  # fmt: skip
+        return csr_tensor(block.indptr, block.indices, block.data, block.shape)
 
 
 def _expand_rows(block, present: np.ndarray):

@@ -117,9 +117,11 @@ class TrainingMixin:
 
         Notes
         -----
-        With glibc (Linux), training and :meth:`get_latent_representation` keep freed memory in the process for the
-        next minibatch instead of returning it to the kernel, and return it at the end (``scmamba._malloc``); set
-        the environment variable ``SCMAMBA_MALLOC_TUNING=0`` to leave malloc's settings alone.
+        On a CPU at full multiome width, a step allocates and frees blocks of tens of MiB that glibc maps and
+        page-faults in anew each time. Set the environment variable ``SCMAMBA_MALLOC_TUNING=1`` (Linux, glibc) to
+        keep freed memory in the process for the next minibatch during training and
+        :meth:`get_latent_representation`, and return it at the end (``scmamba._malloc``); it changes malloc's
+        settings for the whole process, so it is off by default.
         """
         self.adata_manager.check_data()  # registry vs data, before Lightning starts
         n_obs = self.adata.n_obs
