@@ -96,8 +96,7 @@ class EmbeddingMixin:
             if not isinstance(adata, MuData):
                 raise TypeError(f"Expected a MuData or AnnData, got {type(adata).__name__}.")
             self._check_mudata_features(adata, mods)
-        adata = self._validate_anndata(adata)
-        mosaic = self.get_anndata_manager(adata, required=True).mosaic
+        adata, mosaic = self._registered_data(adata)
         loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size, load_sparse_tensor=True)
         chunks = []
         for tensors in self._embedding_run(loader):
@@ -115,6 +114,18 @@ class EmbeddingMixin:
                     stacklevel=3,
                 )
         return z
+
+    def _registered_data(self, adata: MuData | None):
+        """``adata`` (``None``: the training data) checked against its registry, registered if new, and its mosaic.
+
+        A MuData registered before is checked for changes since (``PairedMuDataManager.check_data``) first, so
+        that its error names what changed; a new one gets the checks of set-up when it is registered.
+        """
+        manager = self.get_anndata_manager(self.adata if adata is None else adata)
+        if manager is not None:
+            manager.check_data()
+        adata = self._validate_anndata(adata)
+        return adata, self.get_anndata_manager(adata, required=True).mosaic
 
     def _embedding_run(self, minibatches: Iterable) -> Iterator:
         """Yield from ``minibatches`` with the token projections built once and freed memory kept for reuse."""
@@ -157,8 +168,7 @@ class EmbeddingMixin:
                 f"get_latent_layers needs a MuData, got {type(adata).__name__}; an AnnData's rows all come from its "
                 "one layer."
             )
-        adata = self._validate_anndata(adata)
-        mosaic = self.get_anndata_manager(adata, required=True).mosaic
+        adata, mosaic = self._registered_data(adata)
         if mosaic is None:  # registered before mosaic support: fully paired by construction
             mosaic = check_paired(adata, self.modality_mods_)
         rows = slice(None) if indices is None else np.asarray(indices)

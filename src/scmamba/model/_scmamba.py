@@ -202,10 +202,12 @@ class SCMAMBA(
                 f"SCMAMBA needs the MuData its encoders are built for (registered with SCMAMBA.setup_mudata), got "
                 f"{type(mdata).__name__}."
             )
-        if self._get_most_recent_anndata_manager(mdata) is None:
+        manager = self._get_most_recent_anndata_manager(mdata)
+        if manager is None:
             raise ValueError(
                 "This MuData is not set up for SCMAMBA. Call SCMAMBA.setup_mudata(mdata, modalities={...}) first."
             )
+        manager.check_data()  # a model built on data changed after set-up would not match its registry
         super().__init__(mdata)
         setup_args = self.adata_manager.registry["setup_args"]
         modality_names = setup_args["modalities"]
@@ -424,14 +426,6 @@ class SCMAMBA(
         adata_manager = PairedMuDataManager(fields=mudata_fields, setup_method_args=setup_method_args)
         adata_manager.register_fields(mdata, **kwargs)
         cls.register_manager(adata_manager)
-
-    @classmethod
-    def _get_most_recent_anndata_manager(cls, adata, required: bool = False):
-        # a model built on data changed after set-up would not match its registry: check before using it
-        manager = super()._get_most_recent_anndata_manager(adata, required=required)
-        if isinstance(manager, PairedMuDataManager):
-            manager.check_data()
-        return manager
 
     @classmethod
     def setup_anndata(cls, adata: AnnData, **kwargs):
