@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -19,6 +20,47 @@ from ._presets import (
 )
 
 logger = logging.getLogger(__name__)
+
+#: Lightning's INFO lines that SCMAMBA's own set-up triggers on every run, or that advertise a service: the training
+#: plan's schedule asks for the number of steps (which loads the training data once), a run that ends at
+#: ``max_epochs`` says so, and the logger connector suggests a cloud logger.
+_QUIET_LOGS = (
+    "Loading `train_dataloader` to estimate number of stepping batches",
+    "`Trainer.fit` stopped: `max_epochs=",
+    "\N{ELECTRIC LIGHT BULB} Tip:",
+)
+#: Warnings a run triggers by design or that concern only the versions of SCMAMBA's dependencies:
+#: ``(message regex, category, module regex)`` as for :func:`warnings.filterwarnings`.
+_QUIET_WARNINGS = (
+    # a small data set has fewer minibatches per epoch than Lightning's step-logging interval; SCMAMBA's history
+    # is logged per epoch, so nothing is lost
+    (r"The number of training batches \(\d+\) is smaller than the logging interval", Warning, ""),
+    # Lightning's pytree helper asks torch in a form newer torch deprecates (a Lightning-torch version notice)
+    (r"`isinstance\(treespec, LeafSpec\)` is deprecated", Warning, r"lightning\.pytorch\.utilities\._pytree"),
+)
+
+
+class _DropMessages(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(_QUIET_LOGS)
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Within, Lightning's notices that a SCMAMBA run triggers by design are not shown; all others are.
+
+    Those notices are listed in ``_QUIET_LOGS`` and ``_QUIET_WARNINGS``; the filters end with the block.
+    """
+    drop = _DropMessages()
+    lightning_log = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+    lightning_log.addFilter(drop)
+    try:
+        with warnings.catch_warnings():
+            for message, category, module in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category, module=module)
+            yield
+    finally:
+        lightning_log.removeFilter(drop)
 
 
 class TrainingMixin:
@@ -170,7 +212,7 @@ class TrainingMixin:
         # Lightning keeps the modules' train/eval modes as it finds them; after get_latent_representation or
         # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
         self.module.train()
-        with reuse_freed_memory():
+        with reuse_freed_memory(), quiet_lightning():
             result = super().train(
                 load_sparse_tensor=True,
                 max_epochs=max_epochs,
