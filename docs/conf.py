@@ -56,6 +56,36 @@ extensions = [
 ]
 templates_path = ["_templates"]
 
+
+def _scmamba_classes(fullname: str) -> list[type]:
+    """The classes of ``fullname``'s MRO that scmamba defines (the class and its mixins, e.g. ``EmbeddingMixin``)."""
+    import importlib
+
+    module, _, name = fullname.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return [c for c in cls.__mro__ if c.__module__.split(".")[0] == "scmamba"]
+
+
+def scmamba_members(fullname: str) -> list[str]:
+    """Members a class page documents: defined by scmamba (the class or its mixins), not inherited from elsewhere."""
+    return sorted({name for c in _scmamba_classes(fullname) for name in vars(c)})
+
+
+def external_bases(fullname: str) -> str:
+    """For ``:inherited-members:``: the first base class from another project; autodoc stops there."""
+    import importlib
+
+    module, _, name = fullname.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    ours = _scmamba_classes(fullname)
+    return ", ".join(dict.fromkeys(c.__name__ for c in cls.__mro__ if c not in ours)) or "object"
+
+
+# the class template (_templates/autosummary/class.rst) documents a model's mixin methods as its own
+autosummary_context = {"scmamba_members": scmamba_members, "external_bases": external_bases}
+# functions in the context cannot be pickled into Sphinx's environment cache: the build re-reads them instead
+suppress_warnings = ["config.cache"]
+
 # Sources: Markdown/reST pages and the tutorials (stored notebooks, or scripts read as notebooks). The ".py" source
 # suffix (added by ``nb_custom_formats``) must not pick up conf.py or any other Python file.
 include_patterns = ["**.md", "**.rst", "**.ipynb", "tutorials/*.py"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+from collections.abc import Container, Iterable, Sequence
 
 from scvi import REGISTRY_KEYS
 
@@ -15,6 +15,16 @@ MODALITY_REGISTRY_KEYS: dict[str, str] = {
     "atac": REGISTRY_KEYS.ATAC_X_KEY,
     "protein": REGISTRY_KEYS.PROTEIN_EXP_KEY,
 }
+
+
+def contrasted_pair(modalities: Sequence[str]) -> tuple[str, str]:
+    """The two layers SCMAMBA's loss aligns: the first two registered ones, in :data:`MODALITIES` order.
+
+    Pairing checks, the count of paired cells and the contrastive loss all read the pair from here.
+    """
+    first, second = list(modalities)[:2]
+    return first, second
+
 
 #: ``setup_mudata`` argument naming each modality's layer (also the keys of its ``modalities`` mapping).
 MODALITY_LAYER_ARGS: dict[str, str] = {"rna": "rna_layer", "atac": "atac_layer", "protein": "protein_layer"}

@@ -6,7 +6,13 @@ A minibatch of SCMAMBA at full multiome width allocates and frees several tensor
 ``d_model`` token projection, token activations); with glibc's defaults each one is mapped and page-faulted in
 again in every step, which on a CPU costs as much as the arithmetic. PyTorch's CPU allocator has no cache of its
 own (its performance guide suggests preloading jemalloc or tcmalloc); glibc's ``mallopt`` gives the same reuse
-without a new dependency, so it is set here by hand, only for the duration of a run.
+without a new dependency.
+
+``mallopt`` changes the whole process (every library in it), and glibc has no way to read its settings back, so
+the tuning is opt-in: set the environment variable ``SCMAMBA_MALLOC_TUNING=1`` (before or after importing scmamba).
+Then, inside each training or embedding run, freed memory stays in the heap; after the run the heap is trimmed and
+the thresholds stay at glibc's own dynamic maxima (mmap 32 MiB, trim 64 MiB), which is where glibc's defaults take
+a process that has freed a large block, not back at its start values. Without the variable nothing is changed.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ _RUN_THRESHOLD = 2**31 - 1
 #: After a run: the largest values glibc's dynamic thresholds reach by themselves, which a process that freed a
 #: large block has anyway.
 _AFTER_MMAP_THRESHOLD, _AFTER_TRIM_THRESHOLD = 32 * 2**20, 64 * 2**20
-#: Set to ``0`` to leave the process's malloc settings alone.
+#: Set to ``1`` to tune malloc during training and embedding runs (opt-in: the settings are process-wide).
 ENV_SWITCH = "SCMAMBA_MALLOC_TUNING"
 _active = False  # a run is in progress
 
@@ -48,13 +54,14 @@ def _libc() -> ctypes.CDLL | None:
 def reuse_freed_memory() -> Iterator[None]:
     """Inside, freed blocks stay in the heap for the next minibatch; on exit the heap is trimmed.
 
-    Applies with glibc on Linux unless the environment variable ``SCMAMBA_MALLOC_TUNING`` is ``0``; elsewhere it
-    does nothing. On exit ``malloc_trim`` returns the free heap memory to the kernel and the thresholds are left at
-    glibc's own dynamic maxima (mmap 32 MiB, trim 64 MiB). A nested run leaves the settings to the outer one.
+    Applies only when the environment variable ``SCMAMBA_MALLOC_TUNING`` is ``1``, with glibc on Linux; otherwise
+    it does nothing. On exit ``malloc_trim`` returns the free heap memory to the kernel and the thresholds are left at
+    glibc's own dynamic maxima (mmap 32 MiB, trim 64 MiB; see the module docstring). A nested run leaves the
+    settings to the outer one.
     """
     global _active
     libc = _libc()
-    if libc is None or _active or os.environ.get(ENV_SWITCH, "1") == "0":
+    if libc is None or _active or os.environ.get(ENV_SWITCH, "0") != "1":
         yield
         return
     _active = True

@@ -1,12 +1,17 @@
 """Command line: ``scmamba train INPUT.h5mu --out DIR`` and ``scmamba demo`` (thin layer over the Python API).
 
+Both set up, train and embed with :class:`~scmamba.SCMAMBA`, score the embeddings with
+:func:`scmamba.metrics.summarize_embeddings` and write the files listed in :data:`OUTPUTS` (also shown by
+``scmamba train --help``). Results go to stdout; the progress bar and notes go to stderr.
+
 Every user error (unreadable input, bad options, data the set-up refuses) ends in one line on stderr and exit
-code 2; ``--debug`` shows the Python traceback instead.
+code 2; ``--debug`` shows the Python traceback instead. Other exceptions are bugs and show their traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -16,8 +21,28 @@ from pathlib import Path
 
 logger = logging.getLogger("scmamba")
 
-#: Exceptions that report a problem with the user's input or options (anything else is a bug: traceback).
-USER_ERRORS = (ValueError, TypeError, KeyError, OSError)
+#: What ``scmamba train`` and ``scmamba demo`` write to ``--out`` (the ``--help`` epilog).
+OUTPUTS = """\
+files written to --out:
+  model/         the trained model: SCMAMBA.load(out / "model", mdata)
+  embedded.h5mu  the input MuData with obsm X_scmamba (joint), X_scmamba_rna, X_scmamba_<atac|protein> (NaN rows:
+                 cells not measured in that layer), obsm X_umap (UMAP of X_scmamba), obs scmamba_layers (layers
+                 each cell was embedded from), obs scmamba_leiden (Leiden clusters of X_scmamba at the resolution
+                 of the best ARI, with labels), uns scmamba_summary (the numbers of summary.json)
+  umap.png       the UMAP coloured by the label and batch columns
+  summary.json   cells; layers (cells per measured set of layers); features per layer; epochs; train_seconds;
+                 foscttm_rna_vs_<layer> (fraction of cells closer than the true partner, on cells measured in
+                 both layers: 0 is perfect, 0.5 random); label_knn_agreement_rna_to_<layer> (a cell's label from
+                 its 15 nearest RNA embeddings of the other layer's embedding); leiden_ari_joint, leiden_nmi_joint,
+                 leiden_ari_rna_pca, leiden_nmi_rna_pca (best over Leiden resolutions 0.1-2.0, against the
+                 labels, for X_scmamba and a 30-component RNA PCA). A score that cannot be computed is left out
+                 with a note on stderr; label scores need --label-key's column."""
+
+#: Exceptions that report a problem with the user's input or options, which the user can fix: the API's
+#: ``ValueError`` (every check of the data and arguments raises one, with what to fix) and the CLI's own
+#: :class:`UsageError`. Anything else (``TypeError``, ``KeyError``, ``OSError`` from inside the package) is a bug
+#: and shows its traceback.
+USER_ERRORS = (ValueError,)
 
 
 class UsageError(Exception):
@@ -26,6 +51,11 @@ class UsageError(Exception):
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Defaults in ``--help``; options whose default is ``None`` say in their help what that means."""
+
+    def _fill_text(self, text, width, indent):
+        if text == OUTPUTS:  # a table laid out by hand
+            return text
+        return super()._fill_text(text, width, indent)
 
     def _get_help_string(self, action):
         if action.default is None or action.required:
@@ -83,16 +113,22 @@ def read_mudata(path: Path):
 
     if not path.exists():
         raise UsageError(f"{path} does not exist.")
-    if path.is_dir() or not h5py.is_hdf5(path):
-        raise UsageError(f"{path} is not an HDF5 file (a .h5mu MuData is expected).")
-    with h5py.File(path, "r") as f:
-        is_mudata = "mod" in f
+    try:
+        if path.is_dir() or not h5py.is_hdf5(path):
+            raise UsageError(f"{path} is not an HDF5 file (a .h5mu MuData is expected).")
+        with h5py.File(path, "r") as f:
+            is_mudata = "mod" in f
+    except OSError as err:  # unreadable (permissions, a damaged file): the user's file, not a bug
+        raise UsageError(f"{path} cannot be read: {err}.") from None
     if not is_mudata:
         raise UsageError(
             f"{path} is an AnnData (.h5ad) file: one modality. scmamba train needs a .h5mu MuData with paired "
             "modalities, e.g. mudata.MuData({'rna': rna, 'atac': atac}).write_h5mu('paired.h5mu')."
         )
-    return md.read_h5mu(path)
+    try:
+        return md.read_h5mu(path)
+    except (OSError, KeyError) as err:  # an HDF5 file with a MuData group that mudata cannot read
+        raise UsageError(f"{path} is not a readable MuData file ({type(err).__name__}: {err}).") from None
 
 
 def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_mod: str | None) -> tuple[str, str, str]:
@@ -105,7 +141,7 @@ def _find_modalities(mdata, rna_mod: str | None, atac_mod: str | None, protein_m
             raise UsageError(f"{option}: the MuData has no modality {name!r}; it has {available}.")
     rna = rna_mod or find_modality(mdata.mod, "rna")
     if atac_mod is not None and protein_mod is not None:  # the one rule of setup_mudata and paper_config
-        from .model._validation import check_two_layers
+        from .model._modalities import check_two_layers
 
         check_two_layers(["rna", "atac", "protein"], {"rna": rna or "rna", "atac": atac_mod, "protein": protein_mod})
     if rna is None:
@@ -162,12 +198,12 @@ def run_training(
 
     matplotlib.use("Agg")
     import numpy as np
-    import scanpy as sc
+    import pandas as pd
     import scvi
 
     from . import SCMAMBA
     from ._constants import LATENT_KEY
-    from .metrics import ari_nmi_leiden, foscttm, label_transfer_scores, rna_pca
+    from .metrics import summarize_embeddings
 
     scvi.settings.seed = seed
     rna, other, kind = _find_modalities(mdata, rna_mod, atac_mod, protein_mod)
@@ -199,10 +235,14 @@ def run_training(
         **{f"{m}_layer": layers.get(m) for m in ("rna", kind)},
     )
     model = SCMAMBA(mdata, **(model_kwargs or {}))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--out {out}: cannot create the folder ({err.strerror or err}).") from None
     print(model, flush=True)
     t0 = time.perf_counter()
-    model.train(max_epochs=epochs)
+    with contextlib.redirect_stdout(sys.stderr):  # the progress bar goes to stderr; stdout carries the results
+        model.train(max_epochs=epochs)
     epochs = int(model.trainer.current_epoch)  # the passes run (SCMAMBA.train's default when none were given)
     train_s = time.perf_counter() - t0
 
@@ -218,73 +258,65 @@ def run_training(
     mdata.obs["scmamba_layers"] = layers_used.astype(str).to_numpy()
     model.save(str(out / "model"), overwrite=True)
     mdata.write_h5mu(out / "embedded.h5mu")
-    print(f"Wrote {out / 'model'}/ and {out / 'embedded.h5mu'} (obsm {LATENT_KEY}*, obs['scmamba_layers']).")
 
+    labels = None
+    if label_key is not None and label_where is not False:
+        labels = _obs_column(mdata, label_key, label_where)
+    has_rna = np.isfinite(z_rna).all(1)
+    result = summarize_embeddings(
+        mdata.obsm[LATENT_KEY], z_rna, z_other, other_name=kind, labels=labels,
+        rna_counts=mdata.mod[rna][mdata.obs_names[has_rna]], rna_layer=layers.get("rna"), seed=seed,
+    )  # fmt: skip
+    for note in result.notes:
+        print(f"scmamba: note: {note}", file=sys.stderr, flush=True)
     summary = {
         "cells": int(mdata.n_obs),
         "layers": {str(k): int(v) for k, v in layers_used.value_counts().items() if v},
         "features": {m: int(mdata.mod[name].n_vars) for m, name in model.modality_mods_.items()},
         "epochs": epochs,
         "train_seconds": round(train_s, 1),
+        **result.scores,
     }
-    # reports on the cells that have what each one needs: cross-modal ones on the cells measured in both layers
-    paired = np.isfinite(z_rna).all(1) & np.isfinite(z_other).all(1)
-    has_rna = np.isfinite(z_rna).all(1)
-    joint = sc.AnnData(np.asarray(mdata.obsm[LATENT_KEY]), obs=mdata.obs[[]].copy())
-    color = []
-    for key, where in ((label_key, label_where), (batch_key, modalities.get("batch_key"))):
-        if key is not None and where is not False and key not in joint.obs:
-            joint.obs[key] = _obs_column(mdata, key, where)
-            color.append(key)
-
-    def report(what: str, fn) -> None:
-        try:
-            fn()
-        except USER_ERRORS as err:  # the model and embeddings are saved: say what is missing and go on
-            print(f"scmamba: note: {what} skipped: {_one_line(err)}", file=sys.stderr, flush=True)
-
-    def alignment() -> None:
-        if paired.sum() < 2:
-            raise ValueError(f"{int(paired.sum())} cells are measured in both layers")
-        summary["foscttm_rna_vs_" + kind] = round(float(foscttm(z_rna[paired], z_other[paired])), 4)
-        if label_key is not None and label_where is not False:
-            # Cross-modal label agreement: each cell's label predicted by its 15 nearest RNA-embedded neighbours
-            # (leave-one-out is not needed: the query is the other modality's embedding of the cell).
-            labels = joint.obs[label_key].astype(str).values[paired]
-            scores = label_transfer_scores(z_rna[paired], labels, z_other[paired], labels, k=15)
-            summary[f"label_knn_agreement_rna_to_{kind}"] = round(float(scores["accuracy"]), 4)
-
-    def clustering() -> None:
-        # Clustering of the joint embedding next to the usual RNA-only baseline, on the cells measured in RNA
-        labels = joint.obs[label_key].astype(str).values[has_rna]
-        names = mdata.obs_names[has_rna]
-        baseline = rna_pca(mdata.mod[rna][names], layer=layers.get("rna"), n_comps=30)
-        clusters = {
-            LATENT_KEY: ari_nmi_leiden(joint.X[has_rna], labels, seed=seed),
-            "RNA PCA": ari_nmi_leiden(baseline, labels, seed=seed),
-        }
-        for name, key in ((LATENT_KEY, "joint"), ("RNA PCA", "rna_pca")):
-            summary[f"leiden_ari_{key}"] = round(clusters[name]["ari"], 4)
-            summary[f"leiden_nmi_{key}"] = round(clusters[name]["nmi"], 4)
+    # the results behind the numbers go into embedded.h5mu beside the embeddings
+    written = [f"obsm {LATENT_KEY}*", "obs['scmamba_layers']"]
+    if result.leiden is not None:
+        mdata.obs["scmamba_leiden"] = pd.Categorical(result.leiden)
+        written.append("obs['scmamba_leiden']")
+    if result.umap is not None:
+        mdata.obsm["X_umap"] = result.umap
+        written.append("obsm['X_umap']")
+    mdata.uns["scmamba_summary"] = summary
+    mdata.write_h5mu(out / "embedded.h5mu")
+    print(f"Wrote {out / 'model'}/ and {out / 'embedded.h5mu'} ({', '.join(written)}, uns['scmamba_summary']).")
+    if "leiden_ari_joint" in summary:
         cells = "" if has_rna.all() else f" on the {int(has_rna.sum()):,} cells measured in RNA"
         print(f"Leiden clustering vs {label_key!r} (best over resolutions 0.1-2.0){cells}:", flush=True)
-        for name, res in clusters.items():
-            print(f"  {name:<10} ARI {res['ari']:.3f}  NMI {res['nmi']:.3f}", flush=True)
-
-    def umap() -> None:
-        sc.pp.neighbors(joint, use_rep="X", n_neighbors=15)
-        sc.tl.umap(joint, random_state=seed)
-        fig = sc.pl.umap(joint, color=color or None, show=False, return_fig=True, wspace=0.6)
-        fig.savefig(out / "umap.png", dpi=120, bbox_inches="tight")
-
-    report("the cross-modal alignment report", alignment)
-    if label_key is not None and label_where is not False:
-        report("the clustering report", clustering)
-    report("the UMAP", umap)
+        for name, key in ((LATENT_KEY, "joint"), ("RNA PCA", "rna_pca")):
+            if f"leiden_ari_{key}" in summary:
+                ari, nmi = summary[f"leiden_ari_{key}"], summary[f"leiden_nmi_{key}"]
+                print(f"  {name:<10} ARI {ari:.3f}  NMI {nmi:.3f}", flush=True)
+    if result.umap is not None:
+        _plot_umap(mdata, out / "umap.png", [k for k in (label_key, batch_key) if k is not None], seed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
     print(f"Wrote {out / 'summary.json'}" + (f", {out / 'umap.png'}" if (out / "umap.png").exists() else ""))
     return summary
+
+
+def _plot_umap(mdata, path: Path, keys: list[str], seed: int) -> None:
+    """The joint embedding's UMAP (``obsm['X_umap']``) coloured by the label and batch columns found."""
+    import numpy as np
+    import scanpy as sc
+
+    cells = sc.AnnData(obs=mdata.obs[[]].copy(), obsm={"X_umap": np.asarray(mdata.obsm["X_umap"])})
+    mods = list(mdata.mod)
+    for key in keys:
+        where = _obs_location(mdata, key, mods)
+        if where is not False and key not in cells.obs:
+            cells.obs[key] = _obs_column(mdata, key, where)
+    color = [k for k in keys if k in cells.obs] or None
+    fig = sc.pl.umap(cells, color=color, show=False, return_fig=True, wspace=0.6)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
 
 
 def _version() -> str:
@@ -303,7 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train on a paired .h5mu and write embeddings, model and UMAP",
         description="Train SCMAMBA on a paired .h5mu (cells matched across modalities by obs_names) and write "
-        "embeddings (embedded.h5mu), the model and a UMAP to --out.",
+        "embeddings (embedded.h5mu), the model, a UMAP and a summary of scores to --out.",
+        epilog=OUTPUTS,
     )
     train.add_argument("input", type=Path, help=".h5mu with raw counts: an RNA modality and an ATAC or protein one")
     train.add_argument("--out", type=Path, required=True, help="output folder")
@@ -338,7 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=0, help="random seed")
     train.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-    demo = sub.add_parser("demo", help="train on the shipped SNARE-seq demo subset (2,500 cells, CPU, minutes)")
+    demo = sub.add_parser(
+        "demo",
+        help="train on the shipped SNARE-seq demo subset (2,500 cells, CPU, minutes)",
+        description="scmamba train on the shipped SNARE-seq demo subset (batch 'batch', labels 'cell_type').",
+        epilog=OUTPUTS,
+    )
     demo.add_argument("--out", type=Path, default=Path("scmamba_demo"), help="output folder")
     demo.add_argument(
         "--epochs", type=_positive_int, default=None, help="training epochs (default: SCMAMBA.train's, 50 here)"

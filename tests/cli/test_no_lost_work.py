@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-import scmamba.metrics
+import scmamba.metrics._summary
 from scmamba.cli import main
 
 
@@ -47,8 +47,8 @@ def test_a_failing_report_loses_no_work(mosaic_h5mu, tmp_path, monkeypatch, caps
     def broken(*args, **kwargs):
         raise ValueError("`x` contains NaN or infinite values.")
 
-    monkeypatch.setattr(scmamba.metrics, "foscttm", broken)
-    monkeypatch.setattr(scmamba.metrics, "ari_nmi_leiden", broken)
+    monkeypatch.setattr(scmamba.metrics._summary, "foscttm", broken)
+    monkeypatch.setattr(scmamba.metrics._summary, "ari_nmi_leiden", broken)
     out = tmp_path / "out"
     assert _train(mosaic_h5mu, out) == 0
     err = capsys.readouterr().err
@@ -57,3 +57,16 @@ def test_a_failing_report_loses_no_work(mosaic_h5mu, tmp_path, monkeypatch, caps
     assert (out / "model" / "model.pt").exists() and (out / "embedded.h5mu").exists()
     assert md.read_h5mu(out / "embedded.h5mu").obsm["X_scmamba"].shape == (300, 16)
     assert "foscttm_rna_vs_atac" not in json.loads((out / "summary.json").read_text())
+
+
+def test_a_bug_is_not_a_user_error(mosaic_h5mu, tmp_path, monkeypatch):
+    """Only errors the user can fix exit with code 2; a TypeError from inside the package shows its traceback."""
+
+    def bug(*args, **kwargs):
+        raise TypeError("unsupported operand type(s)")
+
+    monkeypatch.setattr(scmamba.metrics._summary, "summarize_embeddings", bug)
+    monkeypatch.setattr(scmamba.metrics, "summarize_embeddings", bug)
+    with pytest.raises(TypeError, match="unsupported operand"):
+        _train(mosaic_h5mu, tmp_path / "out")
+    assert (tmp_path / "out" / "model" / "model.pt").exists()  # the work was saved before

@@ -8,7 +8,7 @@ from conftest import TINY
 from scmamba.cli import main
 
 
-def test_scmamba_train_writes_outputs(demo_mdata, tmp_path):
+def test_scmamba_train_writes_outputs(demo_mdata, tmp_path, capsys):
     path = tmp_path / "in.h5mu"
     demo_mdata[:300].copy().write_h5mu(path)
     out = tmp_path / "out"
@@ -24,5 +24,13 @@ def test_scmamba_train_writes_outputs(demo_mdata, tmp_path):
     embedded = md.read_h5mu(out / "embedded.h5mu")
     assert embedded.obsm["X_scmamba"].shape == (300, 16)
     assert {"X_scmamba_rna", "X_scmamba_atac"} <= set(embedded.obsm)
+    # the results behind the printed numbers are kept beside the embeddings
+    assert embedded.obsm["X_umap"].shape == (300, 2)
+    assert embedded.obs["scmamba_leiden"].nunique() > 1
+    assert embedded.uns["scmamba_summary"]["leiden_ari_joint"] == summary["leiden_ari_joint"]
+    # the progress bar is on stderr; stdout holds the results (the summary ends it)
+    captured = capsys.readouterr()
+    assert "Epoch" not in captured.out and "Epoch" in captured.err
+    assert json.loads(captured.out[captured.out.index('{\n "cells"') : captured.out.rindex("}") + 1]) == summary
     # the input file is untouched
     assert "X_scmamba" not in md.read_h5mu(path).obsm

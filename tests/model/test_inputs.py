@@ -47,7 +47,7 @@ ENTRY_POINTS = {
     "get_latent_representation": lambda model, q: model.get_latent_representation(q),
     "get_latent_representation_rna": lambda model, q: model.get_latent_representation(q, modality="rna"),
     "anndata": lambda model, q: model.get_latent_representation(q["rna"], modality="rna", layer="counts"),
-    "prepare_query_mudata": lambda model, q: SCMAMBA.prepare_query_mudata(q, model),
+    "prepare_query_mudata": lambda model, q: SCMAMBA.prepare_query_mudata(q, model, inplace=False),
     "load_query_data": lambda model, q: SCMAMBA.load_query_data(q, model),
 }
 MESSAGES = {"nan": "contains 1 NaN or infinite values", "inf": "contains 1 NaN or infinite values",
@@ -80,7 +80,7 @@ def test_query_names_are_checked(layered):
     with pytest.raises(ValueError, match="duplicated cell names"):
         model.get_latent_representation(q)
     with pytest.raises(ValueError, match="duplicated cell names"):
-        SCMAMBA.prepare_query_mudata(q, model)
+        SCMAMBA.prepare_query_mudata(q, model, inplace=False)
 
 
 def test_query_with_one_modality_points_to_the_anndata_path(layered):
@@ -118,7 +118,7 @@ def test_data_changed_after_setup(set_up, change, tmp_path):
     model = SCMAMBA(set_up, **TINY)
     z_rna = model.get_latent_representation(original["rna"], modality="rna")
     change(set_up)
-    message = r"changed since .*setup_mudata.*modality 'rna'.*features"
+    message = r"changed since .*setup_mudata.*[Mm]odality 'rna'.*features"
     with pytest.raises(ValueError, match=message):
         model.train(max_epochs=1, enable_progress_bar=False)
     with pytest.raises(ValueError, match=message):
@@ -158,7 +158,7 @@ def test_backed_rna_only_and_prepare_query(demo_mdata, tmp_path):
     )
     z_all = model.get_latent_representation(backed["atac"], modality="atac")
     np.testing.assert_allclose(z_all, model.get_latent_representation(query, modality="atac"), atol=1e-5)
-    prepared = SCMAMBA.prepare_query_mudata(backed, model)
+    prepared = SCMAMBA.prepare_query_mudata(backed, model, inplace=False)
     assert not prepared.isbacked
     np.testing.assert_allclose(
         model.get_latent_representation(prepared), model.get_latent_representation(query), atol=1e-5

@@ -93,7 +93,7 @@ def test_mudata_missing_reference_features_is_an_error(trained):
     fewer = query[:, query["atac"].var_names[5:].tolist() + query["rna"].var_names.tolist()].copy()
     with pytest.raises(ValueError, match="prepare_query_mudata"):
         model.get_latent_representation(fewer)
-    aligned = SCMAMBA.prepare_query_mudata(fewer, model)
+    aligned = SCMAMBA.prepare_query_mudata(fewer, model, inplace=False)
     assert aligned["atac"].n_vars == query["atac"].n_vars
     assert model.get_latent_representation(aligned).shape == (query.n_obs, 16)
 

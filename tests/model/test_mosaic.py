@@ -130,7 +130,7 @@ def test_mosaic_query(mosaic_model, demo_mdata):
     model, *_ = mosaic_model
     query, _ = _mosaic(demo_mdata[N_CELLS : N_CELLS + 90].copy(), seed=1)
     query["atac"].obs["batch"] = query["rna"].obs["batch"] = "new"
-    prepared = SCMAMBA.prepare_query_mudata(query, model)
+    prepared = SCMAMBA.prepare_query_mudata(query, model, inplace=False)
     assert prepared.obs_names.equals(query.obs_names)
     assert prepared["rna"].n_obs == 60 and prepared["atac"].n_obs == 60
     z = model.get_latent_representation(prepared)
@@ -163,7 +163,7 @@ def test_selections_without_pairs_or_without_a_layer_embed(mosaic_model):
     for keep in ((groups == "atac").values, (groups != "rna+atac").values):
         part = mosaic[keep].copy()
         np.testing.assert_allclose(model.get_latent_representation(part), z[keep], atol=1e-5)
-        prepared = SCMAMBA.prepare_query_mudata(part, model)
+        prepared = SCMAMBA.prepare_query_mudata(part, model, inplace=False)
         np.testing.assert_allclose(model.get_latent_representation(prepared), z[keep], atol=1e-5)
     # training data still needs pairs and cells in every layer
     with pytest.raises(ValueError, match="has no cells"):

@@ -75,7 +75,7 @@ def test_load_prepare_and_query_pair_by_name(model_400, tmp_path):
 
     q = _shuffled(m, seed=2, rna_too=True)
     expected = _expected(z, m, q)
-    prepared = SCMAMBA.prepare_query_mudata(q, model)
+    prepared = SCMAMBA.prepare_query_mudata(q, model, inplace=False)
     for mod in prepared.mod.values():
         assert np.array_equal(mod.obs_names, q.obs_names)  # every modality in q.obs_names order
     assert np.array_equal(prepared.obs_names, q.obs_names)

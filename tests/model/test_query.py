@@ -97,5 +97,31 @@ def test_query_with_wrong_features_or_modality_is_an_error(trained):
         SCMAMBA.load_query_data(md.MuData({"rna": query.mod["rna"][:, 1:].copy(), "atac": query.mod["atac"]}), model)
     with pytest.raises(TypeError, match="MuData"):
         SCMAMBA.load_query_data(query.mod["rna"], model)
-    aligned = SCMAMBA.prepare_query_mudata(query, model)
+    aligned = SCMAMBA.prepare_query_mudata(query, model, inplace=False)
     assert SCMAMBA.load_query_data(aligned, model).adata.n_obs == query.n_obs
+
+
+def test_prepare_query_mudata_keeps_the_arches_contract(trained, tmp_path):
+    """As scvi-tools' ArchesMixin: a model or its folder; ``inplace`` (the default) changes the MuData, returns None."""
+    model, _, query = trained
+    fewer = query[:, query["atac"].var_names[5:].tolist() + query["rna"].var_names.tolist()].copy()
+    fewer.uns["note"] = "kept"
+    folder = tmp_path / "ref"
+    model.save(folder)
+    expected = SCMAMBA.prepare_query_mudata(fewer, model, inplace=False)
+    assert fewer["atac"].n_vars == query["atac"].n_vars - 5  # inplace=False leaves the input alone
+    from_folder = SCMAMBA.prepare_query_mudata(fewer, str(folder), inplace=False)
+    for m in expected.mod:
+        assert from_folder[m].var_names.equals(expected[m].var_names)
+        assert (from_folder[m].X != expected[m].X).nnz == 0
+    names = SCMAMBA.prepare_query_mudata(fewer, folder, return_reference_var_names=True)
+    assert {m: list(v) for m, v in names.items()} == {m: list(model.get_var_names()[m]) for m in model.adata.mod}
+    in_place = fewer.copy()
+    assert SCMAMBA.prepare_query_mudata(in_place, folder) is None
+    assert in_place.obs_names.equals(query.obs_names) and in_place.uns["note"] == "kept"
+    for m in expected.mod:
+        assert in_place[m].var_names.equals(expected[m].var_names)
+        assert (in_place[m].X != expected[m].X).nnz == 0
+    np.testing.assert_array_equal(model.get_latent_representation(in_place), model.get_latent_representation(expected))
+    with pytest.raises(TypeError, match="folder it was saved to"):
+        SCMAMBA.prepare_query_mudata(fewer, 3)

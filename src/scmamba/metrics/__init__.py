@@ -10,8 +10,10 @@ cells, row-paired. Omics-alignment metrics work on the ``2N`` stacked profiles (
 * Downstream: :func:`knn_label_transfer`, :func:`label_transfer_scores`, :func:`trajectory_conservation`.
 * Baselines: :func:`rna_pca` (normalize_total + log1p + PCA of the RNA counts).
 * Aggregation: :func:`overall_scores`, :func:`integration_report`.
+* A trained model's summary (what ``scmamba train`` reports): :func:`summarize_embeddings`.
 """
 
+from .._embeddings import stack_modalities
 from ._aggregate import BIO_METRICS, BIO_WEIGHT, OMICS_METRICS, integration_report, overall_scores
 from ._alignment import foscttm, matching_score, neighborhood_overlap
 from ._baselines import rna_pca
@@ -25,13 +27,14 @@ from ._bio import (
     trajectory_conservation,
 )
 from ._omics import graph_connectivity, omics_asw, omics_entropy_mixing_score, seurat_alignment_score
-from ._utils import stack_modalities
+from ._summary import EmbeddingSummary, summarize_embeddings
 
 __all__ = [
     "BIO_METRICS",
     "BIO_WEIGHT",
     "DEFAULT_RESOLUTIONS",
     "OMICS_METRICS",
+    "EmbeddingSummary",
     "ari_nmi_leiden",
     "cell_type_asw",
     "foscttm",
@@ -48,5 +51,6 @@ __all__ = [
     "rna_pca",
     "seurat_alignment_score",
     "stack_modalities",
+    "summarize_embeddings",
     "trajectory_conservation",
 ]

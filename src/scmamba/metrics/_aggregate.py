@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._embeddings import as_labels, check_paired, stack_modalities
 from ._alignment import foscttm, matching_score
 from ._bio import DEFAULT_RESOLUTIONS, ari_nmi_leiden, cell_type_asw, mean_average_precision
 from ._omics import graph_connectivity, omics_asw, omics_entropy_mixing_score, seurat_alignment_score
-from ._utils import as_labels, check_paired, stack_modalities
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

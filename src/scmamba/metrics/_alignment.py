@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal, overload
 import numpy as np
 import pandas as pd
 
-from ._utils import check_paired
+from .._embeddings import check_paired
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

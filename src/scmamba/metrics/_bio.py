@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from ._utils import as_embedding, as_labels, default_k, knn_indices
+from .._embeddings import as_embedding, as_labels, default_k, knn_indices
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,7 +25,8 @@ def ari_nmi_leiden(
     n_neighbors: int = 15,
     seed: int = 0,
     adjacency=None,
-) -> dict[str, float]:
+    return_clusters: bool = False,
+) -> dict[str, Any]:
     """Best ARI and NMI between cell-type labels and Leiden clusterings over a range of resolutions.
 
     A scanpy kNN graph (``n_neighbors``, Euclidean) is built on the embedding once; Leiden (igraph flavour) is
@@ -48,10 +49,13 @@ def ari_nmi_leiden(
     adjacency
         A precomputed cell graph (sparse ``(n_cells, n_cells)``, e.g. muon's WNN connectivities) to cluster
         instead of a kNN graph of ``embedding`` (then ``embedding`` may be ``None``).
+    return_clusters
+        Also return the clustering behind the best ARI (``"clusters"``: a string label per cell), e.g. to store
+        it beside the embedding.
 
     Returns
     -------
-    ``{"ari", "nmi", "resolution_ari", "resolution_nmi"}``.
+    ``{"ari", "nmi", "resolution_ari", "resolution_nmi"}`` (and ``"clusters"`` with ``return_clusters``).
     """
     import anndata as ad
     import pandas as pd
@@ -92,6 +96,8 @@ def ari_nmi_leiden(
         nmi = float(normalized_mutual_info_score(lab, clusters))
         if ari > best["ari"]:
             best["ari"], best["resolution_ari"] = ari, float(res)
+            if return_clusters:
+                best["clusters"] = np.asarray(clusters, dtype=str)
         if nmi > best["nmi"]:
             best["nmi"], best["resolution_nmi"] = nmi, float(res)
     return best
@@ -206,7 +212,7 @@ def knn_label_transfer(
     numpy.ndarray
         Predicted label per query cell.
     """
-    from scmamba.tl import transfer_labels_from_embeddings
+    from ..tl import transfer_labels_from_embeddings  # metrics score what tl does; tl never imports metrics
 
     ref = as_embedding(ref_embedding, "ref_embedding")
     lab = as_labels(ref_labels, ref.shape[0], "ref_labels")

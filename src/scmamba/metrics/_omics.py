@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._utils import as_embedding, default_k, knn_indices, resolve_stacked, stacked_labels
+from .._embeddings import as_embedding, default_k, knn_indices, resolve_stacked, stacked_labels
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike

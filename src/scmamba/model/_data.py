@@ -15,7 +15,6 @@ from copy import deepcopy
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import sparse
 from scvi.data import AnnDataManager, AnnDataManagerValidationCheck, AnnTorchDataset
 from scvi.dataloaders import DataSplitter
@@ -23,17 +22,12 @@ from torch.utils.data import Subset
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
 from ..data import GenomeOrder, genomic_order
-from ._validation import (
-    Mosaic,
-    check_modalities_and_layers,
-    check_paired,
-    features_differ,
-    read_rows,
-    registered_modalities,
-    row_positions,
-    row_readable,
-    validate_mudata,
-)
+from ..nn._sparse import csr_tensor
+from ._counts import read_rows, row_readable
+from ._features import features_differ, features_message, registered_features
+from ._modalities import check_modalities_and_layers, registered_layers, registered_modalities
+from ._pairing import Mosaic, check_paired, row_positions
+from ._validation import validate_mudata
 
 logger = logging.getLogger(__name__)
 
@@ -78,30 +72,29 @@ class PairedAnnTorchDataset(AnnTorchDataset):
         indexes = np.asarray(indexes)
         if self.adata_manager.adata.isbacked:
             indexes = np.sort(indexes)  # as scvi-tools does, so every key comes in the same (sorted) cell order
-        keys = self.keys_and_dtypes
-        _ = self.data  # fill the cache with every key before restricting the keys below
         out = {}
-        try:
-            plain = {k: v for k, v in keys.items() if k not in self.matrix_keys and k not in self.rows}
-            if plain:
-                self._keys_and_dtypes = plain
-                out.update(super().__getitem__(indexes))
-            for key in keys:
-                if key in self.matrix_keys:
-                    out[key] = self._read_counts(key, indexes)
-                elif key in self.rows:  # an obs column of a modality: read at each cell's row there
-                    self._keys_and_dtypes = {key: keys[key]}
-                    pos = self.rows[key][indexes]
-                    present = pos >= 0
-                    uniq, inverse = np.unique(pos[present], return_inverse=True)  # backed reads sort the rows
-                    values = np.asarray(super().__getitem__(uniq)[key])[inverse]
-                    out[key] = np.zeros((len(pos), *values.shape[1:]), dtype=values.dtype)
-                    out[key][present] = values
-        finally:
-            self._keys_and_dtypes = keys
-        out = {k: out[k] for k in keys if k in out}
+        for key, dtype in self.keys_and_dtypes.items():
+            if key in self.matrix_keys:
+                out[key] = self._read_counts(key, indexes)
+            else:
+                out[key] = self._read_column(key, dtype, indexes)
         for modality, observed in self.observed.items():
             out[OBSERVED_KEY.format(modality)] = observed[indexes][:, None]
+        return out
+
+    def _read_column(self, key: str, dtype, indexes: np.ndarray) -> np.ndarray:
+        """An ``obs`` column (batch or label codes) of ``mdata.obs_names`` cells ``indexes``, as ``dtype``.
+
+        A modality's column is read at each cell's row there (zeros for cells the modality lacks).
+        """
+        data = self.data[key]
+        values = data.to_numpy() if isinstance(data, pd.DataFrame) else np.asarray(data)
+        pos = self.rows[key][indexes] if key in self.rows else indexes
+        present = pos >= 0
+        if present.all():
+            return values[pos].astype(dtype, copy=False)
+        out = np.zeros((len(pos), *values.shape[1:]), dtype=dtype)
+        out[present] = values[pos[present]]
         return out
 
     def _read_counts(self, key: str, indexes: np.ndarray):
@@ -119,10 +112,7 @@ class PairedAnnTorchDataset(AnnTorchDataset):
             block = sparse.csr_matrix((len(pos), X.shape[1]), dtype=np.float32)
         if not self.load_sparse_tensor:
             return block.toarray()
-        return torch.sparse_csr_tensor(
-            torch.as_tensor(block.indptr), torch.as_tensor(block.indices), torch.as_tensor(block.data),
-            size=block.shape,
-        )  # fmt: skip
+        return csr_tensor(block.indptr, block.indices, block.data, block.shape)
 
 
 def _expand_rows(block, present: np.ndarray):
@@ -160,22 +150,24 @@ class PairedMuDataManager(AnnDataManager):
         self.mosaic: Mosaic | None = None
         self._training_data = True  # set at registration: a query need not have pairs or cells in every layer
         self._genome_orders: dict[str, GenomeOrder] = {}
+        self._registration_kwargs: dict = {}
 
     @property
     def _setup_args(self) -> dict:
-        return self._registry["setup_args"]
+        return self.registry["setup_args"]
 
     def _registered(self) -> dict[str, str]:
         return registered_modalities(self._setup_args["modalities"])
 
     def _layers(self) -> dict[str, str | None]:
-        return {arg: self._setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
+        return registered_layers(self._setup_args)
 
     def register_fields(self, adata, source_registry=None, **transfer_kwargs):
         """Validate the MuData (:func:`~scmamba.model._validation.validate_mudata`), then register it."""
         mosaic, self._genome_orders = validate_mudata(adata, self._setup_args, source_registry=source_registry)
         self._training_data = source_registry is None
         super().register_fields(adata, source_registry, **transfer_kwargs)
+        self._registration_kwargs = dict(transfer_kwargs)  # for registering again in check_data
         self._fingerprints = self._current_fingerprints()
         self.mosaic = mosaic
         if mosaic.is_mosaic:
@@ -228,8 +220,9 @@ class PairedMuDataManager(AnnDataManager):
         longer paired; re-validates and re-registers (against this registry, so categories keep their codes) when
         a registered matrix was replaced or obs code columns were lost.
         """
-        self._assert_anndata_registered()
         mdata = self.adata
+        if mdata is None:
+            raise ValueError("No MuData is registered with this manager; call SCMAMBA.setup_mudata(mdata, ...).")
         prefix = (
             "The MuData changed since SCMAMBA.setup_mudata registered it (the model and its registry were built for "
             "the registered data): "
@@ -240,24 +233,19 @@ class PairedMuDataManager(AnnDataManager):
         except ValueError as err:
             raise ValueError(prefix + str(err)) from None
         for modality, mod in registered.items():
-            column_names = self.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"]
-            difference = features_differ(mdata.mod[mod].var_names, pd.Index(column_names))
+            difference = features_differ(mdata.mod[mod].var_names, registered_features(self.registry, modality))
             if difference is not None:
-                raise ValueError(
-                    f"{prefix}modality {mod!r} ({modality}) has {difference}. Run SCMAMBA.setup_mudata on the "
-                    "changed MuData and build a new model; to embed it with a trained model, align it with "
-                    "SCMAMBA.prepare_query_mudata(mdata, model)."
-                )
+                raise ValueError(prefix + features_message(mod, modality, difference, retrain=True))
         self.mosaic = check_paired(mdata, registered, training=self._training_data)
         if self._current_fingerprints() != self._fingerprints or not self._codes_columns_ok():
             logger.info("A registered matrix or obs column changed: validating and registering the MuData again.")
-            source = deepcopy(self._registry)
+            source = deepcopy(self.registry)
             try:
                 validate_mudata(mdata, self._setup_args, source_registry=source)
             except ValueError as err:
                 raise ValueError(prefix + str(err)) from None
             adata, self.adata = self.adata, None
-            AnnDataManager.register_fields(self, adata, source, **self._transfer_kwargs)
+            AnnDataManager.register_fields(self, adata, source, **self._registration_kwargs)
             self._fingerprints = self._current_fingerprints()
 
     def create_torch_dataset(self, indices=None, data_and_attributes=None, load_sparse_tensor=False):

@@ -36,7 +36,6 @@ import numpy as np
 import pandas as pd
 import torch
 from scvi import REGISTRY_KEYS
-from scvi.model._utils import parse_device_args
 
 if TYPE_CHECKING:
     from mudata import MuData
@@ -386,6 +385,40 @@ def _fit_state_dict(module: torch.nn.Module, saved: Mapping[str, torch.Tensor]) 
     return fitted
 
 
+def single_device(accelerator: str = "auto", device: int | str = "auto") -> torch.device:
+    """The one torch device a loaded model lives on, from Lightning-style ``accelerator`` and ``device``.
+
+    As scvi-tools' ``load``: ``'auto'`` picks the first CUDA GPU if there is one, else the CPU (never Apple's
+    MPS unless asked for with ``accelerator='mps'``); ``device`` is a device index (``'auto'``: 0).
+    """
+    if isinstance(device, list | tuple):
+        if len(device) != 1:
+            raise ValueError(f"A model lives on one device; got device={device!r}. Pass one index, e.g. device=0.")
+        device = device[0]
+    if isinstance(device, str) and device != "auto":
+        if "," in device or not device.strip().lstrip("-").isdigit():
+            raise ValueError(f"device must be 'auto' or one device index (e.g. 0), got {device!r}.")
+        device = int(device)
+    if isinstance(device, int) and device < 0:
+        raise ValueError(f"A model lives on one device; got device={device!r}. Pass one index, e.g. device=0.")
+    kind = str(accelerator).lower()
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    elif kind == "gpu":
+        kind = "mps" if not torch.cuda.is_available() and torch.backends.mps.is_available() else "cuda"
+    if kind == "cpu":
+        return torch.device("cpu")
+    if kind == "mps":
+        return torch.device("mps")
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"accelerator={accelerator!r} asks for a GPU, but PyTorch finds none; use 'cpu' or 'auto'."
+            )
+        return torch.device("cuda", 0 if device == "auto" else device)
+    raise ValueError(f"accelerator must be 'auto', 'cpu', 'gpu', 'cuda' or 'mps', got {accelerator!r}.")
+
+
 def _batch_categories(registry: Mapping) -> list:
     state = registry.get("field_registries", {}).get(REGISTRY_KEYS.BATCH_KEY, {}).get("state_registry", {})
     return list(state.get("categorical_mapping", []))
@@ -424,9 +457,7 @@ def build_model(
             )
         mdata = mudata.read_h5mu(saved.mdata_path)
     check_saved_features(mdata, registry, query=query)
-    _, _, torch_device = parse_device_args(
-        accelerator=accelerator, devices=device, return_device="torch", validate_single_device=True
-    )
+    torch_device = single_device(accelerator, device)
     extra = {"allow_missing_labels": True} if query else {}
     cls.setup_mudata(mdata, source_registry=registry, extend_categories=True, **extra, **registry["setup_args"])
     attributes = {k: v for k, v in saved.attributes.items() if k != "registry_"}

@@ -65,7 +65,7 @@ def paper_config(modalities: Sequence[str] | None = None) -> dict:
     dict fits any pair (RNA takes the RNA+ATAC size, 10 layers; name the pair for RNA+protein's 8). More than two
     kinds is refused, as in ``setup_mudata``.
     """
-    from ._validation import check_two_layers
+    from ._modalities import check_two_layers
 
     if modalities is None:
         n_layers, patch_size = {"rna": 10, "atac": 12, "protein": 4}, {"rna": 256, "atac": 256, "protein": 128}

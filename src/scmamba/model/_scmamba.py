@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
-import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
 import pandas as pd
-import torch
 from anndata import AnnData
 from mudata import MuData
 from scipy import sparse
@@ -20,74 +17,31 @@ from scvi.data import fields
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, find_modality
-from .._malloc import reuse_freed_memory
 from ..module import ScMambaModule
-from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
 from ..train import ContrastiveTrainingPlan
+from ._arguments import _patch_sizes, _per_modality
 from ._batch_correction import check_batch_correction
+from ._counts import iter_row_blocks
 from ._data import PairedMuDataManager, SparseDataSplitter
+from ._embedding import EmbeddingMixin
+from ._features import registered_features
+from ._modalities import registered_modalities, resolve_modalities
 from ._presets import (
-    DEFAULT_BATCH_SIZE,
-    EMBED_BATCH_SIZE,
-    PER_MODALITY_DEFAULTS,
-    default_max_epochs,
     encoder_dropout,
     paper_config,
     small_config,
 )
-from ._validation import (
-    CountChecker,
-    FeatureAligner,
-    check_modalities_and_layers,
-    check_paired,
-    features_differ,
-    features_message,
-    iter_row_blocks,
-    layer_matrix,
-    read_rows,
-    registered_modalities,
-    resolve_modalities,
-    row_indices,
-    row_readable,
-)
+from ._query import QueryMixin
+from ._saving import SaveLoadMixin
+from ._training import TrainingMixin
 
 logger = logging.getLogger(__name__)
 
-Modality = Literal["joint", "rna", "atac", "protein"]
 
-
-def _per_modality(name: str, value, modalities: Sequence[str]) -> dict:
-    """One value per modality from an int/float, a dict or ``None``.
-
-    Modalities a dict leaves out take the per-modality default (``PER_MODALITY_DEFAULTS``); where the argument has
-    none (its default is one value for all modalities), a dict must name every modality.
-    """
-    default = PER_MODALITY_DEFAULTS.get(name, {})
-    if value is None:
-        return {m: default.get(m) for m in modalities}
-    if isinstance(value, Mapping):
-        unknown = set(value) - set(MODALITY_LAYER_ARGS)
-        if unknown:
-            raise ValueError(f"{name} has values for unknown modalities {sorted(unknown)}; use {list(modalities)}.")
-        missing = [m for m in modalities if m not in value and m not in default]
-        if missing:
-            raise ValueError(f"{name} has no value for {missing}: give one per modality of {list(modalities)}.")
-        return {m: value.get(m, default.get(m)) for m in modalities}
-    return dict.fromkeys(modalities, value)
-
-
-def _patch_sizes(patch_size, max_tokens: int | None, n_features: Mapping[str, int]) -> dict[str, int]:
-    """Features per token of each modality: ``patch_size``, grown where it would give more than ``max_tokens``."""
-    sizes = _per_modality("patch_size", patch_size, list(n_features))
-    if max_tokens is None:
-        return sizes
-    if max_tokens < 1:
-        raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens}.")
-    return {m: max(size, math.ceil(n_features[m] / max_tokens)) for m, size in sizes.items()}
-
-
-class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class SCMAMBA(
+    EmbeddingMixin, QueryMixin, SaveLoadMixin, TrainingMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass
+):
     """Single-cell multi-omics integration with one Mamba2 (SSD) encoder per modality.
 
     Features of each modality are put in genomic order, cut into patches (tokens) and encoded by Mamba2 + MLP
@@ -266,16 +220,16 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
                 f"SCMAMBA needs the MuData its encoders are built for (registered with SCMAMBA.setup_mudata), got "
                 f"{type(mdata).__name__}."
             )
-        if self._get_most_recent_anndata_manager(mdata) is None:
+        manager = self._get_most_recent_anndata_manager(mdata)
+        if manager is None:
             raise ValueError(
                 "This MuData is not set up for SCMAMBA. Call SCMAMBA.setup_mudata(mdata, modalities={...}) first."
             )
+        manager.check_data()  # a model built on data changed after set-up would not match its registry
         super().__init__(mdata)
         setup_args = self.adata_manager.registry["setup_args"]
         modality_names = setup_args["modalities"]
-        self.modality_mods_ = {
-            m: modality_names[arg] for m, arg in MODALITY_LAYER_ARGS.items() if modality_names.get(arg) is not None
-        }
+        self.modality_mods_ = registered_modalities(modality_names)
         n_features, orders = {}, {}
         for modality, mod in self.modality_mods_.items():
             var = self.adata.mod[mod].var
@@ -335,39 +289,6 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         self._model_summary_string += self._mosaic_summary()
         self.init_params_ = self._get_init_params(locals())
 
-    def _set_layer_weights_arg(self, layer_weights) -> None:
-        """Fixed weights from a dict now; ``'reliability'`` weights are measured after training (:meth:`train`)."""
-        if isinstance(layer_weights, Mapping):
-            unknown = set(layer_weights) - set(self.modalities)
-            missing = set(self.modalities) - set(layer_weights)
-            values = np.array([float(layer_weights.get(m, 0.0)) for m in self.modalities])
-            if unknown or missing or not (np.all(values >= 0) and values.sum() > 0):
-                raise ValueError(
-                    f"layer_weights as a dict needs a non-negative weight for each of {self.modalities} (not all "
-                    f"zero), got {dict(layer_weights)}."
-                )
-            self.module.layer_weights.copy_(torch.as_tensor(values / values.sum()))
-        elif layer_weights not in ("reliability", "equal"):
-            raise ValueError(
-                f"layer_weights must be 'reliability', 'equal' or a dict of weights per layer, got {layer_weights!r}."
-            )
-        self.layer_weights_mode_ = "fixed" if isinstance(layer_weights, Mapping) else layer_weights
-        self._sync_layer_weights()
-
-    def _sync_layer_weights(self) -> None:
-        #: Each layer's weight in the joint embedding (``modality='joint'``), e.g. ``{'rna': 0.9, 'atac': 0.1}``;
-        #: a copy of the module's buffer ``layer_weights``, which the embedding uses.
-        self.layer_weights_ = dict(zip(self.modalities, self.module.layer_weights.tolist(), strict=True))
-
-    def _measure_layer_weights(self) -> None:
-        """Set the joint embedding's layer weights from each layer's split-half reliability (``_layer_weights.py``)."""
-        from ._layer_weights import measure_layer_weights
-
-        matrices = {m: self.adata_manager.get_from_registry(MODALITY_REGISTRY_KEYS[m]) for m in self.modality_mods_}
-        self.layer_reliability_ = measure_layer_weights(self.module, matrices, EMBED_BATCH_SIZE)
-        self._sync_layer_weights()
-        logger.info("Layer reliability %s; joint embedding weights %s.", self.layer_reliability_, self.layer_weights_)
-
     def _linear_views(self, n_components: int) -> dict:
         """Each layer's classic reduction, fitted on the cells measured in it (``model/_linear_views.py``)."""
         from ._linear_views import fit_linear_view
@@ -383,8 +304,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         mosaic = getattr(self.adata_manager, "mosaic", None)
         if mosaic is None or len(mosaic.modalities) < 2:
             return self.adata.n_obs
-        mod_a, mod_b = mosaic.modalities[:2]
-        return int((mosaic.observed[mod_a] & mosaic.observed[mod_b]).sum())
+        return int(mosaic.paired().sum())
 
     def _mosaic_summary(self) -> str:
         mosaic = getattr(self.adata_manager, "mosaic", None)
@@ -505,7 +425,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         setup_method_args["setup_args"]["modalities"] = dict(modalities)
         mods = cls._create_modalities_attr_dict(modalities, setup_method_args)
 
-        registered = {m: mods[arg] for m, arg in MODALITY_LAYER_ARGS.items() if mods.get(arg) is not None}
+        registered = registered_modalities(mods)
         mudata_fields = [
             fields.MuDataLayerField(
                 MODALITY_REGISTRY_KEYS[modality],
@@ -527,14 +447,6 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         cls.register_manager(adata_manager)
 
     @classmethod
-    def _get_most_recent_anndata_manager(cls, adata, required: bool = False):
-        # a model built on data changed after set-up would not match its registry: check before using it
-        manager = super()._get_most_recent_anndata_manager(adata, required=required)
-        if isinstance(manager, PairedMuDataManager):
-            manager.check_data()
-        return manager
-
-    @classmethod
     def setup_anndata(cls, adata: AnnData, **kwargs):
         """Not supported: SCMAMBA needs paired modalities; use :meth:`setup_mudata`."""
         raise NotImplementedError(
@@ -542,157 +454,8 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             "To embed RNA-only cells with a trained model use model.get_latent_representation(adata, modality='rna')."
         )
 
-    def train(
-        self,
-        max_epochs: int | None = None,
-        *,
-        lr: float = 1e-3,
-        batch_size: int | None = None,
-        train_size: float | None = None,
-        validation_size: float | None = None,
-        early_stopping: bool = False,
-        precision: str | int | None = None,
-        accelerator: str = "auto",
-        devices: int | list[int] | str = "auto",
-        datasplitter_kwargs: dict | None = None,
-        plan_kwargs: dict | None = None,
-        **trainer_kwargs,
-    ):
-        """Train the encoders contrastively.
-
-        Parameters
-        ----------
-        max_epochs
-            Passes over the training cells. ``None``: one per 50 training cells, between 10 and 50 (10 for 500
-            cells, 20 for 1,000, 50 from 2,500 cells on). Training starts from each layer's classic reduction
-            (``linear_view``), and on a few hundred cells more passes let the encoders fit the cells they see at the
-            cost of the cell-type structure (on 500-cell sets Leiden ARI fell from 0.36 after 10 passes to 0.18 after
-            50), while from a few thousand cells on 50 passes are what the defaults were chosen with
-            (``benchmarks/README.md``, regime table). A 100k-cell atlas gets 50 passes, tens of thousands of steps.
-        lr
-            Peak learning rate (AdamW, linear warm-up then cosine decay).
-        batch_size
-            Cells per minibatch (per process under DDP); larger batches give more negatives. ``None``: about 128,
-            evened out so that the minibatches of an epoch hold every training cell (``n_train // ceil(n_train /
-            128)`` cells each; fewer cells than minibatches are left out of an epoch, a different few each time): with
-            exactly 128 and ``drop_last``, 116 of 500 cells would sit out every epoch.
-        train_size, validation_size
-            Split of the cells; the validation cells give ``validation_loss``. By default (``None``) every cell is
-            trained on (``1.0``), or 0.9 of them (scvi-tools' split) with ``early_stopping`` or a
-            ``validation_size``, which need validation cells. The contrastive objective fits the pairs it
-            trains on, so cells held out for a validation loss would be embedded as new cells, less faithfully
-            than the rest, into the neighbour graph and clusters of the same data. With no validation cells there
-            is no validation loop, as in scvi-tools.
-        early_stopping
-            Stop when ``validation_loss`` stops improving (``early_stopping_patience`` etc. go to trainer kwargs).
-        precision
-            Lightning precision, e.g. ``'bf16-mixed'`` (bf16 autocast on CPU or GPU; SSD decays and state passing
-            stay in float32). ``'bf16'`` is accepted as a shorthand.
-        accelerator, devices
-            Lightning accelerator and devices, e.g. ``accelerator='gpu', devices=4, strategy='ddp'``.
-        datasplitter_kwargs
-            Passed to :class:`~scvi.dataloaders.DataSplitter` (``drop_last=True`` by default: every training
-            minibatch has ``batch_size`` cells, so the contrastive task has a constant number of negatives). With
-            ``drop_last=False``, a last minibatch of a single cell (which BatchNorm cannot train on) is still
-            dropped, with a warning.
-        plan_kwargs
-            Passed to :class:`~scmamba.train.ContrastiveTrainingPlan` (``weight_decay``, ``warmup_fraction`` ...).
-        **trainer_kwargs
-            Passed to :class:`~scvi.train.Trainer` / Lightning (``strategy``, ``gradient_clip_val`` ...).
-
-        Notes
-        -----
-        With glibc (Linux), training and :meth:`get_latent_representation` keep freed memory in the process for the
-        next minibatch instead of returning it to the kernel, and return it at the end (``scmamba._malloc``); set
-        the environment variable ``SCMAMBA_MALLOC_TUNING=0`` to leave malloc's settings alone.
-        """
-        self.adata_manager.check_data()  # registry vs data, before Lightning starts
-        n_obs = self.adata.n_obs
-        if train_size is None:
-            train_size = 0.9 if early_stopping or validation_size is not None else 1.0
-        fraction = float(train_size)
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"train_size must be in (0, 1], got {train_size}.")
-        n_train = math.ceil(fraction * n_obs)  # as scvi-tools' DataSplitter
-        n_val = n_obs - n_train if validation_size is None else math.floor(n_obs * validation_size)
-        if n_train < 2:
-            raise ValueError(
-                f"SCMAMBA needs at least 2 training cells (its loss contrasts the cells of a minibatch); {n_obs} cells "
-                f"with train_size={train_size} leave {n_train}."
-            )
-        if max_epochs is None:
-            max_epochs = default_max_epochs(n_train)
-        if batch_size is None:
-            batch_size = n_train // math.ceil(n_train / DEFAULT_BATCH_SIZE)
-        batch_size = max(2, min(batch_size, n_train))
-        plan_kwargs = {"lr": lr, **(plan_kwargs or {})}
-        datasplitter_kwargs = {"drop_last": True, **(datasplitter_kwargs or {})}
-        if not datasplitter_kwargs["drop_last"] and n_train % batch_size == 1:
-            warnings.warn(
-                f"The last training minibatch would hold 1 cell ({n_train} training cells, batch_size={batch_size}), "
-                "which BatchNorm cannot train on: it is dropped in every epoch (drop_last=True; minibatches are "
-                "shuffled, so a different cell each epoch).",
-                UserWarning,
-                stacklevel=2,
-            )
-            datasplitter_kwargs["drop_last"] = True
-        if precision is not None:
-            trainer_kwargs["precision"] = {"bf16": "bf16-mixed", "16": "16-mixed"}.get(str(precision), precision)
-        trainer_kwargs.setdefault("early_stopping_monitor", "validation_loss")
-        trainer_kwargs.setdefault("gradient_clip_val", 1.0)
-        if n_val > 0:
-            trainer_kwargs.setdefault("check_val_every_n_epoch", 1)
-        else:  # no validation cells: no validation loop (scvi-tools' default), whatever was asked
-            if early_stopping:
-                raise ValueError(
-                    f"early_stopping monitors validation_loss, but train_size={train_size} leaves no validation "
-                    f"cells of {n_obs}; lower train_size or train without early stopping."
-                )
-            trainer_kwargs.pop("check_val_every_n_epoch", None)
-            trainer_kwargs["limit_val_batches"] = 0
-        # Lightning keeps the modules' train/eval modes as it finds them; after get_latent_representation or
-        # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
-        self.module.train()
-        with reuse_freed_memory():
-            result = super().train(
-                load_sparse_tensor=True,
-                max_epochs=max_epochs,
-                accelerator=accelerator,
-                devices=devices,
-                train_size=train_size,
-                validation_size=validation_size,
-                batch_size=batch_size,
-                early_stopping=early_stopping,
-                datasplitter_kwargs=datasplitter_kwargs,
-                plan_kwargs=plan_kwargs,
-                **trainer_kwargs,
-            )
-        # a query model keeps its reference's weights, so that its joint embedding stays in the reference's space
-        if self.layer_weights_mode_ == "reliability" and len(self.modalities) > 1 and not self._is_query_model():
-            self._measure_layer_weights()
-        # a query model keeps its reference's correction too (its new batches are left uncorrected)
-        if self.batch_correction_ is not None and self.summary_stats.n_batch > 1 and not self._is_query_model():
-            self._fit_batch_correction()
-        return result
-
-    def _fit_batch_correction(self) -> None:
-        """Fit the donor correction (Harmony, ``_batch_correction.py``) on the registered cells' joint embedding."""
-        from ._batch_correction import fit_latent_correction
-
-        correction = self.module.latent_correction
-        correction.set(correction.centroids[:0], correction.sigma[:0], correction.offsets[:0, :0])
-        z, batch = self._embed_registered(self._latent_modalities("joint"), corrected=False)
-        fitted = fit_latent_correction(
-            z, batch, self.summary_stats.n_batch, self.batch_correction_, n_threads=torch.get_num_threads()
-        )
-        correction.set(*(torch.from_numpy(a) for a in fitted))
-        logger.info("Donor correction: %d clusters, Harmony settings %s.", len(fitted[0]), self.batch_correction_)
-
-    def _is_query_model(self) -> bool:
-        return bool(getattr(self, "from_reference_", False))
-
     def _reference_features(self, modality: str) -> pd.Index:
-        return pd.Index(self.adata_manager.get_state_registry(MODALITY_REGISTRY_KEYS[modality])["column_names"])
+        return registered_features(self.adata_manager.registry, modality)
 
     def get_var_names(self, legacy_mudata_format: bool = False):
         """Feature names per modality; for the encoded modalities the model's own (registered) features.
@@ -705,438 +468,3 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             for modality, mod in self.modality_mods_.items():
                 names[mod] = np.asarray(self._reference_features(modality))
         return names
-
-    def _check_mudata_features(self, mdata: MuData, modalities: Sequence[str]) -> None:
-        setup_args = self.adata_manager.registry["setup_args"]
-        layers = {arg: setup_args.get(arg) for arg in MODALITY_LAYER_ARGS.values()}
-        check_modalities_and_layers(mdata, self.modality_mods_, layers)
-        for modality in modalities:
-            mod = self.modality_mods_[modality]
-            difference = features_differ(mdata.mod[mod].var_names, self._reference_features(modality))
-            if difference is not None:
-                raise ValueError(features_message(mod, modality, difference))
-
-    @torch.inference_mode()
-    def get_latent_representation(
-        self,
-        adata: MuData | AnnData | None = None,
-        *,
-        modality: Modality = "joint",
-        indices: Sequence[int] | None = None,
-        batch_size: int | None = None,
-        layer: str | None = None,
-        batch_corrected: bool = True,
-    ) -> np.ndarray:
-        """Cell embeddings (L2-normalised), as numpy.
-
-        Parameters
-        ----------
-        adata
-            A MuData like the training data (``None``: the training data), or an AnnData of one modality
-            (e.g. RNA-only query cells) whose features are aligned to the reference's (missing ones zero-filled,
-            with a warning). Either gets the checks of :meth:`setup_mudata` (values, layers, names); backed
-            (``backed='r'``) data are read in blocks.
-        modality
-            ``'joint'``: the mean of the modality embeddings with the weights :attr:`layer_weights_`, normalised
-            (one vector per cell, for neighbours, UMAP, clustering); ``'rna'``, ``'atac'`` or ``'protein'``: that
-            modality's encoder alone.
-        indices
-            Cells to embed (default all).
-        batch_size
-            Cells per minibatch (default 256, ``EMBED_BATCH_SIZE``).
-        layer
-            For an AnnData input: the layer with raw counts (``None``: ``.X``).
-        batch_corrected
-            Apply the donor correction fitted after training (``SCMAMBA(batch_correction='harmony')``, the default
-            when ``batch_key`` names two or more batches) to the cells of the batches it was fitted on. ``False``:
-            the embedding before it. Cells of an AnnData (which carries no registered batch) and of batches a query
-            added are never corrected.
-
-        Returns
-        -------
-        ``(cells, n_latent)`` array; rows in ``mdata.obs_names`` order for a MuData (cells are paired across
-        modalities by ``obs_names``, whatever each modality's row order, for every ``modality``), in the AnnData's
-        row order for an AnnData; ``indices`` refer to those rows.
-
-        On a mosaic MuData (cells measured in one layer only, see :meth:`setup_mudata`) every cell gets a row, in
-        the same space: ``'joint'`` is the weighted mean over the layers the cell was measured in (the joint
-        embedding for paired cells, the one layer's embedding otherwise); a modality's embedding is NaN for the
-        cells not measured in it (with a warning). :meth:`get_latent_layers` gives, per row, the layers used. Data to
-        embed need not have pairs: a selection such as ``mdata[atac_only].copy()`` (no cell in the RNA layer) works.
-        """
-        if not getattr(self, "from_reference_", False):  # a query model embeds with the reference's weights
-            self._check_if_trained(warn=True)
-        batch_size = batch_size or EMBED_BATCH_SIZE
-        self.module.eval()
-        if isinstance(adata, AnnData):
-            if modality == "joint":
-                raise ValueError("An AnnData holds one modality: pass modality='rna', 'atac' or 'protein'.")
-            return self._embed_anndata(adata, modality, indices=indices, batch_size=batch_size, layer=layer)
-        mods = self._latent_modalities(modality)
-        if adata is not None:
-            if not isinstance(adata, MuData):
-                raise TypeError(f"Expected a MuData or AnnData, got {type(adata).__name__}.")
-            self._check_mudata_features(adata, mods)
-        adata = self._validate_anndata(adata)
-        mosaic = self.get_anndata_manager(adata, required=True).mosaic
-        z, _ = self._embed_registered(
-            mods, adata=adata, indices=indices, batch_size=batch_size, corrected=batch_corrected
-        )
-        if mosaic is not None and mosaic.is_mosaic:
-            n_none = int(np.isnan(z[:, 0]).sum())
-            if n_none:
-                warnings.warn(
-                    f"{n_none:,} of the {len(z):,} cells embedded were not measured in {modality!r}: their rows are "
-                    f"NaN. Use modality='joint' for one embedding of every cell (each from the layers it has), or keep "
-                    f"the measured cells: model.get_latent_layers(mdata, modality={modality!r}) != 'none'.",
-                    UserWarning,
-                    stacklevel=3,
-                )
-        return z
-
-    @torch.inference_mode()
-    def _embed_registered(
-        self, mods: Sequence[str], *, adata=None, indices=None, batch_size: int | None = None, corrected: bool = True
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Embeddings of registered cells (the weighted mean over ``mods``) and their batch codes."""
-        adata = self._validate_anndata(adata)
-        self.module.eval()
-        loader = self._make_data_loader(
-            adata=adata, indices=indices, batch_size=batch_size or EMBED_BATCH_SIZE, load_sparse_tensor=True
-        )
-        chunks, batches = [], []
-        for tensors in self._embedding_run(loader):
-            out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
-            z = self.module.fuse(out, mods)
-            batch = tensors.get(REGISTRY_KEYS.BATCH_KEY)
-            if corrected:
-                z = self.module.latent_correction(z, None if batch is None else batch.to(z.device))
-            chunks.append(z.cpu())
-            batches.append(torch.zeros(len(z), dtype=torch.long) if batch is None else batch.reshape(-1).long().cpu())
-        return torch.cat(chunks).numpy(), torch.cat(batches).numpy()
-
-    def _embedding_run(self, minibatches: Iterable) -> Iterator:
-        """Yield from ``minibatches`` with the token projections built once and freed memory kept for reuse."""
-        with reuse_freed_memory(), self.module.frozen_tokenizers():
-            yield from minibatches
-
-    def _latent_modalities(self, modality: str) -> list[str]:
-        if modality != "joint" and modality not in self.modalities:
-            raise ValueError(f"modality must be 'joint' or one of {self.modalities}, got {modality!r}.")
-        return self.modalities if modality == "joint" else [modality]
-
-    def get_latent_layers(
-        self,
-        adata: MuData | None = None,
-        *,
-        modality: Modality = "joint",
-        indices: Sequence[int] | None = None,
-    ) -> pd.Series:
-        """Which layers each row of :meth:`get_latent_representation` (same arguments) was computed from.
-
-        Parameters
-        ----------
-        adata
-            A MuData like the training data (``None``: the training data).
-        modality
-            As in :meth:`get_latent_representation`.
-        indices
-            Cells (rows of ``mdata.obs_names``), default all.
-
-        Returns
-        -------
-        Categorical Series indexed by ``obs_names``: the layers joined by ``'+'`` (``'rna+atac'`` for a paired cell
-        with ``modality='joint'``, ``'rna'`` for an RNA-only cell), ``'none'`` where the row is NaN (a cell not
-        measured in ``modality``). ``series.value_counts()`` reports the mosaic. Nothing is written to ``adata``;
-        to keep it, e.g. ``mdata.obs['scmamba_layers'] = model.get_latent_layers(mdata)``.
-        """
-        mods = self._latent_modalities(modality)
-        if adata is not None and not isinstance(adata, MuData):
-            raise TypeError(
-                f"get_latent_layers needs a MuData, got {type(adata).__name__}; an AnnData's rows all come from its "
-                "one layer."
-            )
-        adata = self._validate_anndata(adata)
-        mosaic = self.get_anndata_manager(adata, required=True).mosaic
-        if mosaic is None:  # registered before mosaic support: fully paired by construction
-            mosaic = check_paired(adata, self.modality_mods_)
-        rows = slice(None) if indices is None else np.asarray(indices)
-        layers = np.full(adata.n_obs, "", dtype=object)
-        for m in mods:
-            obs = mosaic.observed[m]
-            layers[obs] = np.where(layers[obs] == "", m, layers[obs] + "+" + m)
-        layers[layers == ""] = "none"
-        layers = layers[rows]
-        names = adata.obs_names[rows]
-        order = [c for c in mosaic.counts() if set(c.split("+")) <= set(mods)]
-        categories = list(dict.fromkeys([*order, *sorted(set(layers)), "none"]))
-        values = pd.Categorical(layers, categories=categories).remove_unused_categories()
-        return pd.Series(values, index=names, name="scmamba_layers")
-
-    def _embed_anndata(self, adata: AnnData, modality: str, *, indices, batch_size: int, layer: str | None):
-        if modality not in self.modalities:
-            raise ValueError(f"This model encodes {self.modalities}; it has no {modality!r} encoder.")
-        if adata.n_obs == 0:
-            raise ValueError("The AnnData has no cells (an empty selection?).")
-        name = f"AnnData given for modality {modality!r} (layer {layer or 'X'})"
-        # every storage (dense, CSR, CSC, sparse arrays, any dtype, duplicate entries) is read as canonical float32 CSR
-        X = row_readable(layer_matrix(adata, layer, what=f"the AnnData given for modality {modality!r}"))
-        aligner = FeatureAligner(adata.var_names, self._reference_features(modality), name=name, stacklevel=5)
-        rows = None if indices is None else row_indices(indices, adata.n_obs)
-        n_rows = X.shape[0] if rows is None else len(rows)
-        if n_rows == 0:
-            raise ValueError("indices select no cells of the AnnData.")
-        # the checks of set-up, on the aligned blocks, before anything is embedded
-        counts = "X" if layer is None else f"layers[{layer!r}]"
-        empty = (
-            f"no counts in the model's {aligner.n_reference:,} "
-            f"{modality} features (any counts they have are in features the model was not trained on), so nothing to "
-            "embed. Embed the other cells: keep = np.asarray(adata[:, adata.var_names.isin(model.get_var_names()"
-            f"[{self.modality_mods_[modality]!r}])].{counts}.sum(1)).ravel() > 0, then "
-            f"model.get_latent_representation(adata, modality={modality!r}, indices=keep"
-            + ("" if layer is None else f", layer={layer!r}")
-            + ")"
-        )
-        checker = CountChecker(name=name, modality=modality, n_rows=n_rows, empty=empty)
-        for offset, block in iter_row_blocks(X, rows, name=name):
-            checker.update(aligner.apply(block), offset)
-        checker.finish(stacklevel=5)
-        device = next(self.module.parameters()).device
-        chunks = []
-        for start in self._embedding_run(range(0, n_rows, batch_size)):
-            part = slice(start, start + batch_size) if rows is None else rows[start : start + batch_size]
-            x = aligner.apply(read_rows(X, part, name=name))
-            counts = SparseRows.from_scipy(x, device=device)
-            chunks.append(self.module.embed(modality, counts).cpu())
-        return torch.cat(chunks).numpy()
-
-    @classmethod
-    def prepare_query_mudata(cls, mdata: MuData, reference_model: SCMAMBA) -> MuData:
-        """A copy of ``mdata`` whose modalities have exactly the reference model's features, in its order.
-
-        Features the query lacks are zero-filled (with a warning saying how many); extra features are dropped.
-        Cells are paired by ``obs_names``: every modality of the copy holds its cells in ``mdata.obs_names`` order
-        (all of them for paired data; a mosaic stays a mosaic). ``obs`` and modality names are kept; modalities the
-        model does not use are left out. The query gets the checks of :meth:`setup_mudata` (layers, names, pairing,
-        values); backed (``backed='r'``) data are read in blocks and the copy is in memory. The input is not modified.
-        """
-        from ._query import prepare_query_mudata
-
-        return prepare_query_mudata(mdata, reference_model)
-
-    @classmethod
-    def load_query_data(
-        cls,
-        mdata: MuData,
-        reference_model: SCMAMBA | str | os.PathLike,
-        *,
-        trainable: str | Sequence[str] = "norms",
-        unfrozen: bool = False,
-        accelerator: str = "auto",
-        device: int | str = "auto",
-        trust_pickle: bool = False,
-    ) -> SCMAMBA:
-        """A model for query cells (a new donor or batch) in the reference model's embedding space, scArches-style.
-
-        The query is registered with the reference's setup (new batch categories are added) and the model starts
-        from the reference weights, so before any training it embeds cells exactly as the reference does. Calling
-        :meth:`train` on it then fine-tunes only the ``trainable`` parameter groups on the query's own pairs
-        (plus the decoders' per-batch offsets and the batch classifier, which enter the training loss but never the
-        embedding); everything else stays frozen at the reference values, which keeps the query in the reference space
-        (reference embeddings and labels stay valid). Without training the query model is a plain mapping, the
-        better default for label transfer: fine-tuning moves the query away from the reference embeddings a
-        classifier is fitted on (``benchmarks/README.md``, label transfer, has the measurements).
-
-        Parameters
-        ----------
-        mdata
-            Query MuData with the reference's modalities and features in the reference order (use
-            :meth:`prepare_query_mudata` to align it); raw counts in the reference's layers. It gets the checks of
-            :meth:`setup_mudata`; cells are paired across modalities by ``obs_names`` and the query model's results
-            follow ``mdata.obs_names``.
-        reference_model
-            Trained model, or the folder it was saved to.
-        trainable
-            Groups trained when the query model is fine-tuned: ``'norms'`` (default: RMSNorm/BatchNorm scales
-            and biases; a few thousand parameters), ``'embedding'`` (patch projections and position embeddings,
-            for shifted input distributions), ``'head'`` (MLP heads), ``'all'``, or a list of these.
-        unfrozen
-            Train every parameter (same as ``trainable='all'``), as in scvi-tools.
-        accelerator, device
-            Where the query model lives (Lightning style; ``'auto'``: the GPU if there is one).
-        trust_pickle
-            Read a reference folder that needs unpickling (see :meth:`load`); only for folders you trust.
-
-        Returns
-        -------
-        The query model (``is_trained_`` False until :meth:`train` is called; it embeds right away, with the
-        reference's weights, without the untrained-model warning; ``from_reference_`` is True). Its freeze
-        (``trainable_parameters_``, ``trainable_groups_``) is saved with it: :meth:`load` restores it.
-
-        Notes
-        -----
-        scvi-tools' :meth:`~scvi.model.base.ArchesMixin.load_query_data` freezes by the naming rules of
-        ``FCLayers``; SCMAMBA has none, so those rules would freeze every parameter. This override keeps the same
-        call pattern with a freezing policy that fits the Mamba2 encoders.
-        """
-        from ._io import SavedModel, build_model, read_folder
-        from ._query import freeze_for_query
-
-        if not isinstance(mdata, MuData):
-            raise TypeError(
-                f"load_query_data needs a MuData with the reference's modalities, got {type(mdata).__name__}. "
-                "For cells measured in one modality use reference_model.get_latent_representation(adata, "
-                "modality='rna')."
-            )
-        if isinstance(reference_model, SCMAMBA):
-            saved = SavedModel.from_model(reference_model)
-        elif isinstance(reference_model, str | os.PathLike):
-            saved = read_folder(reference_model, trust_pickle=trust_pickle)  # weights only unless trusted
-        else:
-            raise TypeError(f"reference_model must be a SCMAMBA or its saved folder, not {reference_model!r}.")
-        if saved.registry.get("model_name", cls.__name__) != cls.__name__:
-            raise ValueError(f"The reference model is a {saved.registry['model_name']}, not a {cls.__name__}.")
-        # as scvi-tools' ArchesMixin: registration with the reference's setup (new batch categories added; the
-        # checks of setup_mudata), reference weights, new rows for new batches in the decoders' batch offsets
-        # (zero, as a new model's). Its FCLayers freezing rules do not fit SCMAMBA: SCMAMBA's own policy instead.
-        model = build_model(cls, saved, mdata, accelerator=accelerator, device=device, query=True)
-        groups = ["all"] if unfrozen else sorted({trainable} if isinstance(trainable, str) else set(trainable))
-        model.trainable_parameters_ = freeze_for_query(model.module, groups)
-        model.trainable_groups_ = groups  # saved with the model: load re-applies the freeze
-        model.from_reference_ = True  # trained weights: it embeds before (and without) fine-tuning, no warning
-        return model
-
-    def save(
-        self,
-        dir_path: str | os.PathLike,
-        prefix: str | None = None,
-        overwrite: bool = False,
-        save_anndata: bool = False,
-        save_kwargs: dict | None = None,
-        legacy_mudata_format: bool = False,
-        **anndata_write_kwargs,
-    ) -> None:
-        """Save the model to a folder that loads without unpickling (no code in it can run on :meth:`load`).
-
-        scvi-tools pickles a model into ``model.pt``, and loading a pickle runs any code the file carries; model
-        folders are exchanged (supplements, hubs, collaborators), so SCMAMBA writes the weights alone to
-        ``model.pt`` (read with ``torch.load(weights_only=True)``) and everything else (registry and set-up
-        arguments, init parameters, var names, attributes such as ``history_``, ``trainable_parameters_`` and
-        ``from_reference_``) to ``model.json``. The optimizer state is not saved.
-
-        Parameters
-        ----------
-        dir_path
-            Folder to write (created; an existing one only with ``overwrite=True``).
-        prefix
-            Prefix of the file names.
-        overwrite
-            Write into an existing folder.
-        save_anndata
-            Also write the MuData (``mdata.h5mu``), so that :meth:`load` needs no data.
-        save_kwargs
-            Passed to :func:`torch.save`.
-        legacy_mudata_format
-            Record the var names as one flat array (scvi-tools' legacy MuData format) instead of one per modality.
-        **anndata_write_kwargs
-            Passed to :meth:`mudata.MuData.write_h5mu`.
-        """
-        from ._io import write_folder
-
-        write_folder(
-            self, dir_path, prefix=prefix, overwrite=overwrite, save_anndata=save_anndata, save_kwargs=save_kwargs,
-            legacy_mudata_format=legacy_mudata_format, **anndata_write_kwargs,
-        )  # fmt: skip
-
-    @classmethod
-    def load(
-        cls,
-        dir_path: str | os.PathLike,
-        adata: MuData | None = None,
-        *,
-        accelerator: str = "auto",
-        device: int | str = "auto",
-        prefix: str | None = None,
-        trust_pickle: bool = False,
-    ) -> SCMAMBA:
-        """Load a saved model; ``adata`` must have the saved features per modality (else a ValueError says which).
-
-        The folder is read once and without unpickling: ``model.pt`` with ``torch.load(weights_only=True)``, the
-        rest from ``model.json`` (:meth:`save`). A ``model.pt`` that needs unpickling (a folder written by
-        scvi-tools' ``save`` or an older scmamba, or a crafted file) could run arbitrary code: it is refused with
-        :class:`~scmamba.model.UntrustedPickleError` unless ``trust_pickle=True``. Batches of ``adata`` the
-        model has not seen (a new library) are added to the registry, as :meth:`load_query_data` does: the
-        encoders embed any library (they do not use the batch); the decoders get zero offsets for the new batches.
-        A query model saved after :meth:`load_query_data` keeps its freeze (only ``trainable_parameters_`` train).
-
-        Parameters
-        ----------
-        dir_path
-            Folder written by :meth:`~scmamba.SCMAMBA.save`.
-        adata
-            MuData to attach (``None``: the one saved with ``save_anndata=True``). It gets the checks of
-            :meth:`setup_mudata`; cells are paired across modalities by ``obs_names`` and results follow
-            ``adata.obs_names``.
-        accelerator, device
-            Where the model lives (Lightning style; ``'auto'``: the GPU if there is one).
-        prefix
-            Prefix of the file names (as given to :meth:`save`).
-        trust_pickle
-            Unpickle a ``model.pt`` that needs it. Unpickling runs any code the file carries: only for folders
-            whose origin you trust; ``model.save(new_folder)`` then writes a folder that loads without it.
-        """
-        from ._io import build_model, read_folder
-
-        if adata is not None and not isinstance(adata, MuData):
-            raise TypeError(
-                f"SCMAMBA.load needs a MuData with the saved model's modalities, got {type(adata).__name__}. For "
-                "cells measured in one modality, load the model with its MuData (or save it with "
-                "save_anndata=True and load without data), then call model.get_latent_representation(adata, "
-                "modality='rna')."
-            )
-        saved = read_folder(dir_path, prefix=prefix, trust_pickle=trust_pickle)
-        return build_model(cls, saved, adata, accelerator=accelerator, device=device)
-
-    @staticmethod
-    def load_registry(dir_path: str | os.PathLike, prefix: str | None = None, *, trust_pickle: bool = False) -> dict:
-        """The registry saved with a model (set-up arguments, categories, features), read without unpickling.
-
-        ``trust_pickle``: as in :meth:`load`, for a trusted folder whose ``model.pt`` needs unpickling.
-        """
-        from ._io import read_folder
-
-        return read_folder(dir_path, prefix=prefix, trust_pickle=trust_pickle, weights=False).registry
-
-    @staticmethod
-    def view_setup_args(dir_path: str | os.PathLike, prefix: str | None = None, *, trust_pickle: bool = False) -> None:
-        """Print the arguments a saved model was set up with, read without unpickling (see :meth:`load_registry`).
-
-        (scvi-tools' version names ``setup_anndata`` for every model and needs ``rich.pretty`` imported.)
-        """
-        import rich
-        import rich.pretty
-
-        registry = SCMAMBA.load_registry(dir_path, prefix, trust_pickle=trust_pickle)
-        method = registry.get("setup_method_name", "setup_mudata")
-        rich.print(f"Setup via `{registry.get('model_name', 'SCMAMBA')}.{method}` with arguments:")
-        rich.pretty.pprint(registry.get("setup_args"))
-
-    @classmethod
-    def prepare_query_anndata(cls, adata, reference_model, return_reference_var_names=False, inplace=True):
-        """Not supported: SCMAMBA queries are MuData (:meth:`prepare_query_mudata`)."""
-        raise NotImplementedError(
-            "SCMAMBA queries are MuData: use SCMAMBA.prepare_query_mudata(mdata, reference_model). For cells "
-            "measured in one modality use reference_model.get_latent_representation(adata, modality='rna')."
-        )
-
-    @classmethod
-    def convert_legacy_save(cls, dir_path, output_dir_path, overwrite=False, prefix=None, **save_kwargs):
-        """Not supported: no SCMAMBA folder has scvi-tools' pre-0.15 layout.
-
-        A folder in scvi-tools' current layout (one pickled ``model.pt``) is converted with
-        ``SCMAMBA.load(folder, mdata, trust_pickle=True).save(new_folder)``, for folders you trust.
-        """
-        raise NotImplementedError(
-            "SCMAMBA folders never had scvi-tools' pre-0.15 layout. To convert a folder written by scvi-tools' save "
-            "(a pickled model.pt) that you trust: SCMAMBA.load(folder, mdata, trust_pickle=True).save(new_folder)."
-        )

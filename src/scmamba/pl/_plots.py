@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from scmamba.metrics._utils import as_labels, stack_modalities, stacked_labels
+from .._embeddings import as_labels, stack_modalities, stacked_labels
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import pandas as pd
 
-from scmamba._constants import LATENT_KEY
-from scmamba.metrics._utils import as_embedding
+from .._constants import LATENT_KEY
+from .._embeddings import as_embedding
 
 if TYPE_CHECKING:
     from anndata import AnnData

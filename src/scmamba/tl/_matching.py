@@ -10,8 +10,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from scmamba.metrics._utils import as_embedding
-
+from .._embeddings import as_embedding
 from ._label_transfer import check_min_confidence, label_table, neighbor_vote, reference_labels
 
 if TYPE_CHECKING:

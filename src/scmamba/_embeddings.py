@@ -1,4 +1,8 @@
-"""Shared helpers for the integration metrics: input checks, stacking of omics layers and kNN queries."""
+"""Embeddings and labels as metrics, tools and plots take them: input checks, stacking of omics layers, kNN queries.
+
+A leaf of the package (it imports nothing from scmamba), shared by :mod:`scmamba.metrics`, :mod:`scmamba.tl` and
+:mod:`scmamba.pl` so that none of them imports another's private modules.
+"""
 
 from __future__ import annotations
 
