@@ -26,6 +26,7 @@ from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
 from ..train import ContrastiveTrainingPlan
 from ._data import PairedMuDataManager, SparseDataSplitter
+from ._prediction import PredictionMixin
 from ._presets import (
     DEFAULT_BATCH_SIZE,
     EMBED_BATCH_SIZE,
@@ -86,7 +87,7 @@ def _patch_sizes(patch_size, max_tokens: int | None, n_features: Mapping[str, in
     return {m: max(size, math.ceil(n_features[m] / max_tokens)) for m, size in sizes.items()}
 
 
-class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
+class SCMAMBA(PredictionMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     """Single-cell multi-omics integration with one Mamba2 (SSD) encoder per modality.
 
     Features of each modality are put in genomic order, cut into patches (tokens) and encoded by Mamba2 + MLP

@@ -272,6 +272,13 @@ class ScMambaModule(BaseModuleClass):
         """The decoders run in :meth:`loss`; nothing is generated here."""
         return {}
 
+    def predict_profile(self, target: str, z: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted composition of ``target`` (rows sum to 1) from unit-norm embeddings ``z`` of any layer.
+
+        ``batch``: the cells' batch codes for the decoder's offsets (-1: the mean of the batches' offsets).
+        """
+        return torch.softmax(self.decoders[target].logits(z, batch), dim=-1)
+
     def reconstruction_losses(self, inference_outputs: dict, batch: torch.Tensor | None) -> dict[str, torch.Tensor]:
         """Multinomial NLL per count of every modality's profile from every available embedding."""
         out = {}
