@@ -65,7 +65,11 @@ class CompositionDecoder(nn.Module):
         ``-sum_j x_j log p_j / sum_j x_j = logsumexp(logits) - sum_j x_j logit_j / sum_j x_j``: only the non-zeros
         of the target are read.
         """
-        logits = self.logits(z, batch)
+        return self.multinomial_nll(self.logits(z, batch), target)
+
+    @staticmethod
+    def multinomial_nll(logits: torch.Tensor, target: SparseRows) -> torch.Tensor:
+        """:meth:`nll` from logits ``(cells, features)`` already computed (e.g. by the module's ``generative``)."""
         picked = logits[target.rows, target.cols] * target.values
         weighted = picked.new_zeros(target.n_rows).index_add_(0, target.rows, picked)
         total = target.row_sums()
