@@ -159,6 +159,9 @@ def run_snare(args) -> dict:
 
     md.set_options(pull_on_update=False)
     mdata = md.read_h5mu(SNARE)
+    if args.max_cells and mdata.n_obs > args.max_cells:  # a random subset first (a quicker run)
+        keep = np.random.default_rng(args.seed).choice(mdata.n_obs, args.max_cells, replace=False)
+        mdata = mdata[np.sort(keep)].copy()
     perm = np.random.default_rng(args.seed).permutation(mdata.n_obs)
     n_test = round(args.test_fraction * mdata.n_obs)
     held = np.zeros(mdata.n_obs, dtype=bool)
@@ -248,6 +251,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--abseq-query", nargs="+", default=["BM2", "Aged2"])
     p.add_argument("--test-fraction", type=float, default=0.2)
+    p.add_argument("--max-cells", type=int, default=0, help="SNARE-seq: keep this many random cells (0: all)")
     p.add_argument("--epochs-scmamba", type=int, default=None, help="default: the model's own")
     p.add_argument("--epochs-multivi", type=int, default=30)
     p.add_argument("--scmamba-kwargs", default="{}")
