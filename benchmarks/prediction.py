@@ -15,7 +15,7 @@
 * ``memory``: peak RSS of ``get_normalized_expression(modality_out='atac', top_k=...)`` for 10,000 synthetic
   RNA-only cells x 150,000 peaks (``scaling.make_mudata``), measured from a reset peak mark (a child process).
 
-Usage: ``python benchmarks/prediction.py --parts abseq snare memory --seed 0``; results are merged into
+Usage: ``python -m benchmarks.prediction --parts abseq snare memory --seed 0``; results are merged into
 ``benchmarks/results/prediction_<date>.json`` (one entry per part and seed) and the table is printed.
 """
 
@@ -32,21 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from benchmarks.helpers.common import (
     RESULTS,
-    fit_multivi,
-    fit_totalvi,
-    lognorm,
+    SHARED_DATA,
     markdown_table,
     reset_peak_rss,
     set_threads,
     to_jsonable,
     window_peak_rss_gb,
 )
+from benchmarks.helpers.methods import fit_multivi, fit_totalvi, lognorm
 
 #: The shared data folder beside the checkout (``$SCMAMBA_SHARED_DATA`` overrides it).
-SHARED = Path(os.environ.get("SCMAMBA_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED = Path(os.environ.get("SCMAMBA_SHARED_DATA", SHARED_DATA))
 ABSEQ = SHARED / "abseq_bonemarrow_triana2021.h5mu"
 SNARE = SHARED / "snareseq_mouse_cortex_chen2019.h5mu"
 N_NEIGHBORS = 15
@@ -203,8 +201,7 @@ def run_snare(args) -> dict:
 
 def run_memory(args) -> dict:
     """Peak RSS of predicting ``--peaks`` peaks for ``--cells`` RNA-only cells (top_k), in this process."""
-    from scaling import make_mudata, source_profiles
-
+    from benchmarks.helpers.synthetic import make_mudata, source_profiles
     from scmamba import SCMAMBA
 
     prof = source_profiles(SNARE)
@@ -275,8 +272,9 @@ def main(argv=None):
     results = json.loads(path.read_text()) if path.exists() else {}
     for part in args.parts:
         if part == "memory":  # its own process, so that the peak is the prediction's alone
-            cmd = [sys.executable, __file__, "--child", "--seed", str(args.seed), "--cells", str(args.cells),
-                   "--genes", str(args.genes), "--peaks", str(args.peaks), "--top-k", str(args.top_k)]  # fmt: skip
+            cmd = [sys.executable, "-m", "benchmarks.prediction", "--child", "--seed", str(args.seed),
+                   "--cells", str(args.cells), "--genes", str(args.genes), "--peaks", str(args.peaks),
+                   "--top-k", str(args.top_k)]  # fmt: skip
             done = subprocess.run(cmd, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise RuntimeError(done.stderr[-3000:])
