@@ -15,7 +15,7 @@ from conftest import shared_file
 TUTORIALS = Path(__file__).resolve().parents[2] / "tutorials"
 SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 #: Tutorials on the Abseq data set, which scmamba.datasets downloads and converts (here from a file:// mirror).
-NEEDS_ABSEQ = {"02_rna_protein_donors.py", "03_label_transfer.py", "05_trajectory.py"}
+NEEDS_ABSEQ = {"02_rna_protein_donors.py", "03_label_transfer.py", "05_trajectory.py", "07_cross_modal_prediction.py"}
 
 
 @pytest.fixture(scope="module")

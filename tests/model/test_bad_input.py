@@ -126,7 +126,7 @@ def test_unparseable_chromosome_warns_and_places_last(small):
     with pytest.warns(UserWarning, match="GL456233.1"):
         n_unplaced = genomic_order(rna.var, modality="rna").n_unplaced
     assert n_unplaced == 28 + 1  # the 28 genes without coordinates, and this one
-    order = model.module.order_rna.numpy()
+    order = model.module.layers["rna"].order.numpy()
     assert 0 in order[-n_unplaced:] and 0 not in order[:-n_unplaced]  # placed last, with the unplaced genes
 
 

@@ -61,7 +61,7 @@ def test_save_load_round_trip_gives_identical_embeddings(trained, tmp_path):
     assert loaded.init_params_ == model.init_params_
     # the genomic order is part of the saved state: it is not recomputed from the new data
     for m in model.modalities:
-        assert torch.equal(getattr(loaded.module, f"order_{m}"), getattr(model.module, f"order_{m}"))
+        assert torch.equal(loaded.module.layers[m].order, model.module.layers[m].order)
 
 
 def test_load_onto_different_features_is_an_error(trained, tmp_path):
@@ -149,7 +149,7 @@ def test_rna_protein_on_abseq():
     model = SCMAMBA(ref, **TINY)
     assert model.modalities == ["rna", "protein"]
     # proteins keep their given order
-    assert torch.equal(model.module.order_protein, torch.arange(ref["prot"].n_vars))
+    assert torch.equal(model.module.layers["protein"].order, torch.arange(ref["prot"].n_vars))
     model.train(max_epochs=10, batch_size=128, lr=2e-3, enable_progress_bar=False)
     z_rna = model.get_latent_representation(query, modality="rna")
     z_prot = model.get_latent_representation(query, modality="protein")
@@ -201,4 +201,4 @@ def test_genomic_order_computed_once_per_setup(demo_mdata, caplog):
     # genomic_order logs one "features unplaced" line per call
     assert sum("features unplaced" in r.getMessage() for r in caplog.records) == 2
     expected = genomic_order(small["rna"].var, modality="rna").order
-    np.testing.assert_array_equal(model.module.order_rna.cpu().numpy(), expected)
+    np.testing.assert_array_equal(model.module.layers["rna"].order.cpu().numpy(), expected)

@@ -364,6 +364,9 @@ def _fit_state_dict(module: torch.nn.Module, saved: Mapping[str, torch.Tensor]) 
     a classifier the saved model did not have (it had one batch) starts as initialised. Any other difference from
     the module is left to ``load_state_dict``, which names it.
     """
+    from ..module._layer import upgrade_state_key
+
+    saved = {upgrade_state_key(k): v for k, v in saved.items()}  # keys of models saved before ModalityLayer
     current = module.state_dict()
     fitted = dict(saved)
     for key, new in current.items():
@@ -441,6 +444,7 @@ def build_model(
     for ``load_query_data`` (``is_trained_`` False; the caller sets its freeze). Otherwise a saved query model's
     freeze is re-applied (only ``trainable_parameters_`` require grad).
     """
+    from ..module._layer import upgrade_state_key
     from ._query import check_saved_features, restore_freeze
 
     registry = saved.registry
@@ -484,6 +488,7 @@ def build_model(
         model.is_trained_ = False
         return model
     if getattr(model, "trainable_parameters_", None) is not None:
+        model.trainable_parameters_ = [upgrade_state_key(n) for n in model.trainable_parameters_]  # older names
         restore_freeze(model.module, model.trainable_parameters_, getattr(model, "trainable_groups_", None))
     model._validate_anndata(mdata)
     return model

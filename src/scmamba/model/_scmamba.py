@@ -27,6 +27,7 @@ from ._data import PairedMuDataManager, SparseDataSplitter
 from ._embedding import EmbeddingMixin
 from ._features import registered_features
 from ._modalities import registered_modalities, resolve_modalities
+from ._prediction import PredictionMixin
 from ._presets import (
     encoder_dropout,
     paper_config,
@@ -40,7 +41,14 @@ logger = logging.getLogger(__name__)
 
 
 class SCMAMBA(
-    EmbeddingMixin, QueryMixin, SaveLoadMixin, TrainingMixin, ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass
+    EmbeddingMixin,
+    PredictionMixin,
+    QueryMixin,
+    SaveLoadMixin,
+    TrainingMixin,
+    ArchesMixin,
+    UnsupervisedTrainingMixin,
+    BaseModelClass,
 ):
     """Single-cell multi-omics integration with one Mamba2 (SSD) encoder per modality.
 

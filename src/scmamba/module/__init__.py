@@ -1,6 +1,7 @@
-"""Torch modules (no AnnData): the contrastive two-encoder module and its loss."""
+"""Torch modules (no AnnData): the contrastive two-encoder module, its per-modality layers and its loss."""
 
+from ._layer import ModalityLayer
 from ._loss import contrastive_loss
 from ._module import ScMambaModule
 
-__all__ = ["ScMambaModule", "contrastive_loss"]
+__all__ = ["ModalityLayer", "ScMambaModule", "contrastive_loss"]

@@ -15,7 +15,8 @@ from torch import nn
 
 from .._constants import MODALITIES, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
 from ..nn import BatchClassifier, CompositionDecoder, LatentCorrection, MambaEncoder, PatchEmbedding
-from ..nn._sparse import SparseRows, encode_values
+from ..nn._sparse import SparseRows
+from ._layer import ModalityLayer, upgrade_state_key
 from ._loss import contrastive_loss
 
 __all__ = ["ScMambaModule"]
@@ -26,7 +27,9 @@ class ScMambaModule(BaseModuleClass):
 
     Each minibatch arrives as the non-zeros of the raw counts (:class:`~scmamba.nn.SparseRows`); they are put in
     genomic order (``feature_orders``), value-encoded (RNA/protein relative-level bins, ATAC presence) and encoded
-    by that modality's :class:`~scmamba.nn.MambaEncoder` into an L2-normalised embedding.
+    by that modality's :class:`~scmamba.nn.MambaEncoder` into an L2-normalised embedding (:meth:`inference`).
+    Everything of one modality (order, feature dropout, encoder, linear view, decoder) is one
+    :class:`~scmamba.module.ModalityLayer` in :attr:`layers`.
 
     The objective has two parts:
 
@@ -36,7 +39,9 @@ class ScMambaModule(BaseModuleClass):
       modality (:class:`~scmamba.nn.CompositionDecoder`) predicts the composition of both of the cell's
       profiles. Predicting its own modality keeps in the embedding what distinguishes cells in that modality,
       not only what the two share; predicting the other modality is a second alignment. The decoders have a
-      per-batch offset for every feature, so differences between batches need not be encoded.
+      per-batch offset for every feature, so differences between batches need not be encoded. They run in
+      :meth:`generative`, which returns the logits of every (embedding, profile) pair, so that the model can
+      also ask for predictions (``SCMAMBA.get_normalized_expression``).
 
     Parameters
     ----------
@@ -105,8 +110,8 @@ class ScMambaModule(BaseModuleClass):
         self.n_latent = n_latent
         self.n_bins = n_bins
         self.n_batch = n_batch
-        self.feature_dropout = {m: float(feature_dropout.get(m, 0.0)) for m in self.modalities}
-        bad = {m: p for m, p in self.feature_dropout.items() if not 0.0 <= p < 1.0}
+        feature_dropout = {m: float(feature_dropout.get(m, 0.0)) for m in self.modalities}
+        bad = {m: p for m, p in feature_dropout.items() if not 0.0 <= p < 1.0}
         if bad:
             raise ValueError(f"feature_dropout must be in [0, 1), got {bad}.")
         self.lambda_con = lambda_con
@@ -115,7 +120,9 @@ class ScMambaModule(BaseModuleClass):
         self.lambda_adv = lambda_adv
         self.batch_negatives = batch_negatives
         self.max_log_scale = math.log(max_logit_scale)
-        self.encoders = nn.ModuleDict()
+        # the parts are built in the order of the models saved before ModalityLayer (all encoders, then the view
+        # projections, then the decoders), so that a seed gives the same initial weights as it did
+        orders, encoders = {}, {}
         for m in self.modalities:
             order = None if feature_orders is None else feature_orders.get(m)
             order = (
@@ -123,8 +130,8 @@ class ScMambaModule(BaseModuleClass):
             )
             if order.numel() != n_features[m]:
                 raise ValueError(f"feature order for {m!r} has {order.numel()} entries, expected {n_features[m]}.")
-            self.register_buffer(f"order_{m}", order)
-            self.encoders[m] = MambaEncoder(
+            orders[m] = order
+            encoders[m] = MambaEncoder(
                 n_features[m],
                 n_latent,
                 patch_size=patch_size[m],
@@ -144,23 +151,29 @@ class ScMambaModule(BaseModuleClass):
             )
         # each layer's classic linear reduction (fixed) enters its embedding through a trained projection; the
         # encoder's output layer starts at zero, so training starts from the classic embedding and adds to it
-        self.linear_views = nn.ModuleDict(dict(linear_views or {}))
-        self.view_projections = nn.ModuleDict()
-        for m, view in self.linear_views.items():
+        views, projections = dict(linear_views or {}), {}
+        for m, view in views.items():
             proj = nn.Linear(view.n_components, n_latent, bias=False)
             nn.init.orthogonal_(proj.weight)
-            self.view_projections[m] = proj
-            nn.init.zeros_(self.encoders[m].out.weight)
-            nn.init.zeros_(self.encoders[m].out.bias)
+            projections[m] = proj
+            nn.init.zeros_(encoders[m].out.weight)
+            nn.init.zeros_(encoders[m].out.bias)
+        decoders = {}
+        if lambda_rec > 0:
+            log_frequency = feature_log_frequency or {}
+            for m in self.modalities:
+                decoders[m] = CompositionDecoder(n_latent, n_features[m], n_batch, log_frequency.get(m))
+        #: One :class:`~scmamba.module.ModalityLayer` per modality.
+        self.layers = nn.ModuleDict()
+        for m in self.modalities:
+            self.layers[m] = ModalityLayer(
+                m, orders[m], encoders[m], feature_dropout=feature_dropout[m], n_bins=n_bins,
+                decoder=decoders.get(m), linear_view=views.get(m), view_projection=projections.get(m),
+            )  # fmt: skip
         # each layer's weight in the joint embedding (fuse); equal until the model sets them after training
         self.register_buffer("layer_weights", torch.full((len(self.modalities),), 1.0 / len(self.modalities)))
         # the donor correction of the embeddings; the identity until the model fits it after training
         self.latent_correction = LatentCorrection(n_latent)
-        self.decoders = nn.ModuleDict()
-        if lambda_rec > 0:
-            log_frequency = feature_log_frequency or {}
-            for m in self.modalities:
-                self.decoders[m] = CompositionDecoder(n_latent, n_features[m], n_batch, log_frequency.get(m))
         if lambda_adv > 0 and n_batch > 1:  # one classifier for every modality's embedding: they share a space
             self.batch_classifier = BatchClassifier(n_latent, n_batch)
         log_scale = torch.tensor(math.log(1.0 / temperature_init))
@@ -171,9 +184,34 @@ class ScMambaModule(BaseModuleClass):
             self.register_buffer("log_logit_scale", log_scale)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # models saved before ModalityLayer kept each part of a modality in its own container: rename their keys
+        for key in [k for k in state_dict if k.startswith(prefix)]:
+            new = prefix + upgrade_state_key(key[len(prefix) :])
+            if new != key:
+                state_dict[new] = state_dict.pop(key)
         # models saved before layer weights existed combine their layers with equal weights, as they were trained
         state_dict.setdefault(prefix + "layer_weights", self.layer_weights.detach().clone())
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @property
+    def encoders(self) -> dict[str, MambaEncoder]:
+        """Each modality's encoder (a view of :attr:`layers`)."""
+        return {m: layer.encoder for m, layer in self.layers.items()}
+
+    @property
+    def decoders(self) -> dict[str, CompositionDecoder]:
+        """Each decoded modality's decoder (none with ``lambda_rec=0``; a view of :attr:`layers`)."""
+        return {m: layer.decoder for m, layer in self.layers.items() if layer.decoder is not None}
+
+    @property
+    def linear_views(self) -> dict[str, nn.Module]:
+        """Each modality's fixed linear view, where it has one (a view of :attr:`layers`)."""
+        return {m: layer.linear_view for m, layer in self.layers.items() if layer.linear_view is not None}
+
+    @property
+    def feature_dropout(self) -> dict[str, float]:
+        """Each modality's feature dropout rate."""
+        return {m: layer.feature_dropout for m, layer in self.layers.items()}
 
     @property
     def logit_scale(self) -> torch.Tensor:
@@ -190,27 +228,18 @@ class ScMambaModule(BaseModuleClass):
             yield
 
     def drop_features(self, modality: str, counts: SparseRows) -> SparseRows:
-        """Feature dropout (training only): each training step sees a random subset of each cell's features."""
-        p_drop = self.feature_dropout[modality]
-        if self.training and p_drop > 0:
-            counts = counts.select(torch.rand_like(counts.values) >= p_drop)
-        return counts
+        """Feature dropout (training only), see :meth:`ModalityLayer.drop_features`."""
+        return self.layers[modality].drop_features(counts)
 
     def encoder_input(self, modality: str, counts: SparseRows) -> SparseRows:
         """Raw counts (after :meth:`drop_features`) -> encoder input: genomic order, value encoding."""
-        order = getattr(self, f"order_{modality}")
-        position = torch.empty_like(order).scatter_(0, order, torch.arange(order.numel(), device=order.device))
-        return encode_values(counts.permute_cols(position), modality, self.n_bins)
+        return self.layers[modality].encoder_input(counts)
 
     def embed(self, modality: str, counts: torch.Tensor | SparseRows, normalize: bool = True) -> torch.Tensor:
         """Embed raw counts of one modality (dense, sparse or :class:`~scmamba.nn.SparseRows`; registered columns)."""
         if not isinstance(counts, SparseRows):
             counts = SparseRows.from_tensor(counts)
-        counts = self.drop_features(modality, counts)
-        z = self.encoders[modality](self.encoder_input(modality, counts)).float()
-        if modality in self.linear_views:
-            z = z + self.view_projections[modality](self.linear_views[modality](counts))
-        return F.normalize(z, dim=-1) if normalize else z
+        return self.layers[modality].embed(counts, normalize=normalize)
 
     def _get_inference_input(self, tensors: dict[str, torch.Tensor], modalities: Sequence[str] | None = None):
         mods = self.modalities if modalities is None else modalities
@@ -268,14 +297,41 @@ class ScMambaModule(BaseModuleClass):
         return z.masked_fill(observed.sum(0).unsqueeze(-1) == 0, float("nan"))
 
     def _get_generative_input(self, tensors, inference_outputs):
-        return {}
+        batch = tensors.get(REGISTRY_KEYS.BATCH_KEY)
+        targets = [m for m in self.decoders if f"counts_{m}" in inference_outputs]
+        z = {k: v for k, v in inference_outputs.items() if k.startswith("z_")}
+        return {"batch": None if batch is None else batch.view(-1).long(), "targets": targets, **z}
 
-    def generative(self):
-        """The decoders run in :meth:`loss`; nothing is generated here."""
-        return {}
+    def generative(
+        self, batch: torch.Tensor | None = None, targets: Sequence[str] | None = None, **z: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """Every decoded profile from every embedding given: ``logits_<source>_to_<target>`` ``(cells, features)``.
 
-    def reconstruction_losses(self, inference_outputs: dict, batch: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        """Multinomial NLL per count of every modality's profile from every available embedding."""
+        ``z_<source>`` are embeddings as from :meth:`inference` (unit norm; any layer, or a fused one), ``batch``
+        the cells' batch codes for the decoders' per-batch offsets (-1: the mean offset; ``None``: none),
+        ``targets`` the profiles to decode (default all decoded modalities). The logits are those of the
+        multinomial composition of the target's counts (``softmax`` gives the shares).
+        """
+        out = {}
+        for target in self.decoders if targets is None else targets:
+            decoder = self.layers[target].decoder
+            for key, value in z.items():
+                out[f"logits_{key[2:]}_to_{target}"] = decoder.logits(value, batch)
+        return out
+
+    def predict_profile(self, target: str, z: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted composition of ``target`` (rows sum to 1) from unit-norm embeddings ``z`` of any layer.
+
+        ``batch``: the cells' batch codes for the decoder's offsets (-1: the mean of the batches' offsets).
+        """
+        return torch.softmax(self.generative(batch, [target], z_input=z)[f"logits_input_to_{target}"], dim=-1)
+
+    def reconstruction_losses(self, inference_outputs: dict, generative_outputs: dict) -> dict[str, torch.Tensor]:
+        """Multinomial NLL per count of every modality's profile from every available embedding.
+
+        Per (source, target) pair, over the cells measured in both (mosaic data), from the logits of
+        :meth:`generative`.
+        """
         out = {}
         for target in self.decoders:
             if f"counts_{target}" not in inference_outputs:
@@ -284,18 +340,18 @@ class ScMambaModule(BaseModuleClass):
             if target == "atac":
                 counts = counts.with_values(torch.ones_like(counts.values))  # accessibility is presence
             for source in self.modalities:
-                if f"z_{source}" not in inference_outputs:
+                key = f"logits_{source}_to_{target}"
+                if key not in generative_outputs:
                     continue
-                z = inference_outputs[f"z_{source}"]
+                logits = generative_outputs[key]
                 both = inference_outputs[f"observed_{target}"] & inference_outputs[f"observed_{source}"]
                 if not bool(both.any()):
                     continue
                 if not bool(both.all()):
-                    z, part = z[both], counts.take_rows(both)
-                    part_batch = None if batch is None else batch[both]
+                    logits, part = logits[both], counts.take_rows(both)
                 else:
-                    part, part_batch = counts, batch
-                out[f"rec_{source}_to_{target}"] = self.decoders[target].nll(z, part, part_batch)
+                    part = counts
+                out[f"rec_{source}_to_{target}"] = CompositionDecoder.multinomial_nll(logits, part)
         return out
 
     def loss(
@@ -318,7 +374,7 @@ class ScMambaModule(BaseModuleClass):
         n_obs = z_a.shape[0]
         batch = tensors.get(REGISTRY_KEYS.BATCH_KEY)
         batch = batch.view(-1).long() if batch is not None else None
-        rec = self.reconstruction_losses(inference_outputs, batch)
+        rec = self.reconstruction_losses(inference_outputs, generative_outputs)
         paired = inference_outputs[f"observed_{mod_a}"] & inference_outputs[f"observed_{mod_b}"]
         groups = batch
         if gather is not None:

@@ -43,10 +43,20 @@ class CompositionDecoder(nn.Module):
         self.batch_offset = nn.Parameter(torch.zeros(n_batch, n_features))
 
     def logits(self, z: torch.Tensor, batch: torch.Tensor | None = None) -> torch.Tensor:
-        """Unnormalised log-probabilities ``(cells, n_features)``."""
+        """Unnormalised log-probabilities ``(cells, n_features)``.
+
+        ``batch``: each cell's batch code; a code of -1 (a cell of no batch the decoder knows, e.g. an RNA-only
+        query) takes the mean of the batches' offsets. ``None``: no offset (the training loss without a batch key).
+        """
         logits = self.linear(z * self.scale)
         if batch is not None:
-            logits = logits + self.batch_offset[batch]
+            if bool((batch < 0).any()):
+                offset = torch.where(
+                    (batch < 0)[:, None], self.batch_offset.mean(0, keepdim=True), self.batch_offset[batch.clamp_min(0)]
+                )
+            else:
+                offset = self.batch_offset[batch]
+            logits = logits + offset
         return logits.float()
 
     def nll(self, z: torch.Tensor, target: SparseRows, batch: torch.Tensor | None = None) -> torch.Tensor:
@@ -55,7 +65,11 @@ class CompositionDecoder(nn.Module):
         ``-sum_j x_j log p_j / sum_j x_j = logsumexp(logits) - sum_j x_j logit_j / sum_j x_j``: only the non-zeros
         of the target are read.
         """
-        logits = self.logits(z, batch)
+        return self.multinomial_nll(self.logits(z, batch), target)
+
+    @staticmethod
+    def multinomial_nll(logits: torch.Tensor, target: SparseRows) -> torch.Tensor:
+        """:meth:`nll` from logits ``(cells, features)`` already computed (e.g. by the module's ``generative``)."""
         picked = logits[target.rows, target.cols] * target.values
         weighted = picked.new_zeros(target.n_rows).index_add_(0, target.rows, picked)
         total = target.row_sums()

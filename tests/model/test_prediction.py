@@ -1,0 +1,175 @@
+"""Cross-modal prediction (get_normalized_expression, get_predicted_anndata) on briefly trained real-data models."""
+
+from __future__ import annotations
+
+import mudata as md
+import numpy as np
+import pandas as pd
+import pytest
+import scvi
+import torch
+from conftest import TINY, shared_file
+from scipy import sparse
+
+from scmamba import SCMAMBA
+
+MODS = {"rna_layer": "rna", "atac_layer": "atac"}
+
+
+@pytest.fixture(scope="module")
+def atac_model(demo_mdata):
+    """A tiny model trained 3 epochs on 500 demo cells (RNA+ATAC, libraries as batches); 100 held-out cells."""
+    scvi.settings.seed = 0
+    ref, query = demo_mdata[:500].copy(), demo_mdata[500:600].copy()
+    SCMAMBA.setup_mudata(ref, batch_key="batch", modalities=MODS)
+    model = SCMAMBA(ref, **TINY)
+    model.train(max_epochs=3, batch_size=100, enable_progress_bar=False)
+    return model, ref, query
+
+
+@pytest.fixture(scope="module")
+def protein_model():
+    """A tiny model trained 3 epochs on 400 Abseq cells of four donors; 150 RNA-only cells of a fifth donor."""
+    m = md.read_h5mu(shared_file("abseq_bonemarrow_triana2021.h5mu"))
+    rng = np.random.default_rng(0)
+    donors = m.obs["batch"].astype(str).to_numpy()
+    ref_rows = rng.choice(np.flatnonzero(np.isin(donors, ["BM1", "BM3", "Aged1", "Aged3"])), 400, replace=False)
+    query_rows = rng.choice(np.flatnonzero(donors == "BM2"), 150, replace=False)
+    ref = md.MuData({"rna": m["rna"][np.sort(ref_rows)].copy(), "prot": m["prot"][np.sort(ref_rows)].copy()})
+    ref.obs = m.obs.iloc[np.sort(ref_rows)].copy()
+    scvi.settings.seed = 0
+    SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": "prot"})
+    model = SCMAMBA(ref, **TINY)
+    model.train(max_epochs=3, batch_size=100, enable_progress_bar=False)
+    return model, m["rna"][np.sort(query_rows)].copy(), m["prot"][np.sort(query_rows)].copy()
+
+
+def test_rna_only_query_gets_protein_over_the_panel(protein_model):
+    model, rna, prot = protein_model
+    pred = model.get_normalized_expression(rna, modality_in="rna", modality_out="protein")
+    assert isinstance(pred, pd.DataFrame)
+    assert list(pred.index) == list(rna.obs_names) and list(pred.columns) == list(prot.var_names)
+    np.testing.assert_allclose(pred.sum(axis=1), 1.0, rtol=1e-4)  # shares of the panel
+    scaled = model.get_normalized_expression(rna, modality_in="rna", modality_out="protein", library_size=1e4)
+    np.testing.assert_allclose(scaled.to_numpy(), 1e4 * pred.to_numpy(), rtol=1e-4)
+    # the prediction follows each cell's RNA (quality on held-out donors: benchmarks/prediction.py)
+    assert pred.std(axis=0).min() > 0
+
+
+def test_predicted_anndata_has_the_output_layers_var(protein_model):
+    model, rna, _ = protein_model
+    out = model.get_predicted_anndata(rna, modality_in="rna", modality_out="protein", indices=np.arange(20))
+    assert out.shape == (20, model.adata["prot"].n_vars)
+    pd.testing.assert_frame_equal(out.var, model.adata["prot"].var)
+    assert list(out.obs_names) == list(rna.obs_names[:20]) and "batch" in out.obs
+    assert out.X is None and list(out.layers) == ["scmamba_rna_to_protein"]
+    expected = model.get_normalized_expression(rna, modality_out="protein", indices=np.arange(20), return_numpy=True)
+    np.testing.assert_array_equal(out.layers["scmamba_rna_to_protein"], expected)
+
+
+def test_accessibility_is_a_probability_and_library_size_keeps_the_order(atac_model):
+    model, _, query = atac_model
+    prob = model.get_normalized_expression(query, modality_in="rna", modality_out="atac", return_numpy=True)
+    assert prob.shape == (100, query["atac"].n_vars)
+    assert np.all((prob >= 0) & (prob <= 1)) and prob.max() > 0.01
+    more = model.get_normalized_expression(
+        query, modality_in="rna", modality_out="atac", library_size=10 * model._median_open_peaks(), return_numpy=True
+    )
+    assert np.all(more >= prob - 1e-6) and more.mean() > prob.mean()
+    np.testing.assert_array_equal(np.argsort(-prob[0])[:50], np.argsort(-more[0])[:50])
+
+
+def test_top_k_and_threshold_give_the_dense_values_sparsely(atac_model):
+    model, _, query = atac_model
+    dense = model.get_normalized_expression(query, modality_out="atac", return_numpy=True, batch_size=37)
+    top = model.get_normalized_expression(query, modality_out="atac", top_k=30, return_numpy=True, batch_size=37)
+    assert sparse.isspmatrix_csr(top) and top.shape == dense.shape
+    assert np.all(np.diff(top.indptr) == 30)
+    for i in (0, 50, 99):
+        cols = np.argsort(-dense[i])[:30]
+        np.testing.assert_array_equal(np.sort(top[i].indices), np.sort(cols))
+        np.testing.assert_allclose(top[i].toarray().ravel()[cols], dense[i, cols], rtol=1e-5)
+    high = model.get_normalized_expression(query, modality_out="atac", threshold=0.2, return_numpy=True)
+    assert high.nnz == int((dense >= 0.2).sum()) and high.data.min() >= 0.2
+    frame = model.get_normalized_expression(query, modality_out="atac", top_k=5)
+    assert isinstance(frame.dtypes.iloc[0], pd.SparseDtype) and list(frame.columns) == list(query["atac"].var_names)
+
+
+def test_rna_only_anndata_equals_the_mudata_with_the_same_batch(atac_model):
+    model, _, query = atac_model
+    batch = str(query.obs["batch"].iloc[0])
+    same = query.obs["batch"].astype(str).to_numpy() == batch
+    from_mudata = model.get_normalized_expression(query, modality_out="atac", indices=np.flatnonzero(same))
+    from_rna = model.get_normalized_expression(
+        query["rna"].copy(), modality_out="atac", indices=np.flatnonzero(same), transform_batch=batch
+    )
+    np.testing.assert_allclose(from_rna.to_numpy(), from_mudata.to_numpy(), rtol=1e-4, atol=1e-7)
+    assert list(from_rna.index) == list(from_mudata.index)
+
+
+def test_transform_batch_changes_the_prediction_and_averages_a_list(atac_model):
+    model, ref, query = atac_model
+    batches = list(ref.obs["batch"].cat.categories)[:2]
+    a, b = (model.get_normalized_expression(query, modality_out="rna", transform_batch=x) for x in batches)
+    assert np.abs(a.to_numpy() - b.to_numpy()).max() > 1e-6
+    both = model.get_normalized_expression(query, modality_out="rna", transform_batch=batches)
+    np.testing.assert_allclose(both.to_numpy(), (a.to_numpy() + b.to_numpy()) / 2, rtol=1e-5)
+
+
+def test_mosaic_cells_predict_from_the_layers_they_have(atac_model):
+    model, _, query = atac_model
+    rna_only = query.obs_names[:40]
+    mosaic = md.MuData({"rna": query["rna"].copy(), "atac": query["atac"][query.obs_names[40:]].copy()})
+    mosaic = mosaic[query.obs_names].copy()
+    mosaic.obs = query.obs.loc[mosaic.obs_names].copy()
+    with pytest.warns(UserWarning, match="not measured in 'atac'"):
+        from_atac = model.get_normalized_expression(mosaic, modality_in="atac", modality_out="rna")
+    assert from_atac.loc[rna_only].isna().all(axis=None) and from_atac.drop(rna_only).notna().all(axis=None)
+    joint = model.get_normalized_expression(mosaic, modality_in="joint", modality_out="atac")
+    assert joint.notna().all(axis=None) and list(joint.index) == list(query.obs_names)
+
+
+def test_bad_arguments_say_what_to_pass_and_the_advice_works(atac_model, protein_model):
+    model, _, query = atac_model
+    with pytest.raises(ValueError, match=r"modality_out must be one of the model's layers \['rna', 'atac'\]"):
+        model.get_normalized_expression(query, modality_out="protein")
+    with pytest.raises(ValueError, match=r"modality_in must be one of \['rna', 'atac'\] \(an AnnData holds one"):
+        model.get_normalized_expression(query["rna"].copy(), modality_in="joint", modality_out="atac")
+    assert model.get_normalized_expression(query["rna"].copy(), modality_in="rna", modality_out="atac").shape[0] == 100
+    with pytest.raises(ValueError, match="transform_batch .* not among the model's batches"):
+        model.get_normalized_expression(query, modality_out="rna", transform_batch="nope")
+    with pytest.raises(ValueError, match="top_k must be a positive integer"):
+        model.get_normalized_expression(query, modality_out="atac", top_k=0)
+    protein, rna, _ = protein_model
+    with pytest.raises(ValueError, match=r"modality_out must be one of the model's layers \['rna', 'protein'\]"):
+        protein.get_normalized_expression(rna, modality_out="atac")
+
+
+def test_a_model_without_decoders_says_how_to_get_them(demo_mdata):
+    small = demo_mdata[:120].copy()
+    SCMAMBA.setup_mudata(small, modalities=MODS)
+    model = SCMAMBA(small, **{**TINY, "lambda_rec": 0.0})
+    model.is_trained_ = True
+    with pytest.raises(ValueError, match="lambda_rec > 0"):
+        model.get_normalized_expression(modality_out="atac")
+
+
+def test_a_folder_saved_with_the_old_state_keys_loads_and_predicts_the_same(atac_model, tmp_path):
+    model, ref, query = atac_model
+    model.save(tmp_path / "new", overwrite=True)
+    state = torch.load(tmp_path / "new" / "model.pt", weights_only=True)
+    renamed = {}
+    for key, value in state.items():  # the keys of models saved before one ModalityLayer per modality
+        parts = key.split(".")
+        if parts[0] == "layers":
+            m, part = parts[1], parts[2]
+            key = f"order_{m}" if part == "order" else ".".join([f"{part}s", m, *parts[3:]])
+        renamed[key] = value
+    assert "encoders.rna.out.weight" in renamed and "decoders.atac.batch_offset" in renamed
+    torch.save(renamed, tmp_path / "new" / "model.pt")
+    loaded = SCMAMBA.load(tmp_path / "new", ref.copy())
+    for out in ("rna", "atac"):
+        np.testing.assert_array_equal(
+            loaded.get_normalized_expression(query, modality_out=out, return_numpy=True),
+            model.get_normalized_expression(query, modality_out=out, return_numpy=True),
+        )
