@@ -21,6 +21,7 @@ from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMix
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, find_modality
 from .._malloc import reuse_freed_memory
+from ..dataloaders import embedding_loader, training_datamodule, write_latent
 from ..module import ScMambaModule
 from ..nn import SparseRows
 from ..nn._encoder import Pooling, Projection
@@ -537,6 +538,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         devices: int | list[int] | str = "auto",
         datasplitter_kwargs: dict | None = None,
         plan_kwargs: dict | None = None,
+        data_source: Literal["auto", "memory", "stream"] = "auto",
         **trainer_kwargs,
     ):
         """Train the encoders contrastively.
@@ -578,6 +580,11 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             dropped, with a warning.
         plan_kwargs
             Passed to :class:`~scmamba.train.ContrastiveTrainingPlan` (``weight_decay``, ``warmup_fraction`` ...).
+        data_source
+            ``'stream'``: minibatches read in contiguous chunks, shuffled in memory buffers, by a reader thread
+            (:class:`~scmamba.dataloaders.StreamingDataModule`; ``datasplitter_kwargs`` then also take
+            ``chunk_size``, ``buffer_cells``, ``prefetch``, ``pin_memory``): for data on disk, larger than memory.
+            ``'memory'``: scvi-tools' loader of random rows. ``'auto'``: streaming when the MuData is backed.
         **trainer_kwargs
             Passed to :class:`~scvi.train.Trainer` / Lightning (``strategy``, ``gradient_clip_val`` ...).
 
@@ -634,8 +641,12 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         # Lightning keeps the modules' train/eval modes as it finds them; after get_latent_representation or
         # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
         self.module.train()
+        datamodule = training_datamodule(self.adata_manager, data_source, train_size=train_size,
+                                         validation_size=validation_size, batch_size=batch_size,
+                                         datasplitter_kwargs=datasplitter_kwargs)  # fmt: skip
         with reuse_freed_memory():
             result = super().train(
+                datamodule=datamodule,
                 load_sparse_tensor=True,
                 max_epochs=max_epochs,
                 accelerator=accelerator,
@@ -690,6 +701,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         indices: Sequence[int] | None = None,
         batch_size: int | None = None,
         layer: str | None = None,
+        out: str | os.PathLike | None = None,
     ) -> np.ndarray:
         """Cell embeddings (L2-normalised), as numpy.
 
@@ -710,6 +722,10 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             Cells per minibatch (default 256, ``EMBED_BATCH_SIZE``).
         layer
             For an AnnData input: the layer with raw counts (``None``: ``.X``).
+        out
+            A ``.npy`` or ``.h5ad`` file to write the embedding to, block by block, for more cells than memory holds
+            (:func:`~scmamba.dataloaders.write_latent`); returned as a memory-mapped array or an AnnData with it in
+            ``obsm['X_scmamba']`` (``'X_scmamba_<modality>'``), for scanpy and :func:`~scmamba.tl.match_cells`.
 
         Returns
         -------
@@ -723,6 +739,9 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
         cells not measured in it (with a warning). :meth:`get_latent_layers` gives, per row, the layers used. Data to
         embed need not have pairs: a selection such as ``mdata[atac_only].copy()`` (no cell in the RNA layer) works.
         """
+        if out is not None:
+            return write_latent(self, out, adata=adata, modality=modality, indices=indices, batch_size=batch_size,
+                                layer=layer)  # fmt: skip
         if not getattr(self, "from_reference_", False):  # a query model embeds with the reference's weights
             self._check_if_trained(warn=True)
         batch_size = batch_size or EMBED_BATCH_SIZE
@@ -738,7 +757,7 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
             self._check_mudata_features(adata, mods)
         adata = self._validate_anndata(adata)
         mosaic = self.get_anndata_manager(adata, required=True).mosaic
-        loader = self._make_data_loader(adata=adata, indices=indices, batch_size=batch_size, load_sparse_tensor=True)
+        loader = embedding_loader(self, adata, indices=indices, batch_size=batch_size)  # streamed when backed
         chunks = []
         for tensors in self._embedding_run(loader):
             out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))
