@@ -117,10 +117,18 @@ def training_datamodule(
     """
     if not use_stream(adata_manager, data_source):
         return None
+    kwargs = dict(datasplitter_kwargs)
+    kwargs.pop("drop_dataset_tail", None)  # every process gets an equal share of each epoch anyway
+    accepted = {"drop_last", "chunk_size", "buffer_cells", "prefetch", "pin_memory", "shuffle_set_split"}
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise ValueError(
+            f"datasplitter_kwargs {unknown} do not apply to the streaming data path (data_source='stream', or 'auto' "
+            f"with a backed MuData); it takes {sorted(accepted)}. Pass data_source='memory' for scvi-tools' splitter."
+        )
     logger.info("Training from the stream (contiguous chunk reads, shuffled in memory buffers).")
     return StreamingDataModule(
-        adata_manager, train_size=train_size, validation_size=validation_size, batch_size=batch_size,
-        **datasplitter_kwargs,
+        adata_manager, train_size=train_size, validation_size=validation_size, batch_size=batch_size, **kwargs
     )  # fmt: skip
 
 

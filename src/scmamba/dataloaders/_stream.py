@@ -1,4 +1,4 @@
-"""Streaming minibatches from a MuData on disk: contiguous chunk reads, shuffled chunk order, an in-memory shuffle buffer.
+"""Streaming minibatches from a MuData on disk: contiguous chunk reads, shuffled chunk order, a shuffle buffer.
 
 Random 128-cell minibatches from a backed file cost one HDF5 read per row run, and a file larger than the page cache
 turns each into a disk seek. The stream reads instead runs of ``chunk_size`` consecutive cells (one contiguous read
@@ -142,7 +142,7 @@ def prefetched(make: Callable[[], Iterator], depth: int) -> Iterator:
                 if not put(item):
                     return
             put(_END)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which raises it
+        except BaseException as exc:  # handed to the consumer, which raises it
             put(_Failure(exc))
 
     thread = threading.Thread(target=work, name="scmamba-stream", daemon=True)

@@ -54,7 +54,9 @@ def write_h5mu_blocks(
     }
     mdata = md.MuData(mods)
     if not mdata.obs_names.equals(obs.index):
-        raise ValueError("The modalities' cells, united in MuData order, differ from obs.index; order obs likewise.")
+        if len(mdata.obs_names) != len(obs.index) or not mdata.obs_names.isin(obs.index).all():
+            raise ValueError("obs.index must hold the cells of the modalities (their union), each once.")
+        mdata = mdata[obs.index].copy()  # MuData unites the cells in modality order; keep the given order
     mdata.obs = obs
     mdata.write_h5mu(path)
     with h5py.File(path, "r+") as f:
