@@ -124,7 +124,8 @@ def loader_rates(path: Path, args) -> dict:
     mdata = _setup(path, args)
     setup_s = time.perf_counter() - t0
     manager = SCMAMBA._get_most_recent_anndata_manager(mdata, required=True)
-    out = {"setup_s": setup_s}
+    # the disk's sequential rate on this file, just before the loader reads it (shared disks vary over minutes)
+    out = {"setup_s": setup_s, **{f"loader_{k}": v for k, v in seq_read(path, args.seq_gb).items()}}
     n_max = min(mdata.n_obs, args.loader_cells)
     for what in ("train", "embed"):
         drop_cache(path)

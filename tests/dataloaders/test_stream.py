@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import anndata as ad
 import mudata as md
 import numpy as np
 import pandas as pd
 import pytest
 import scvi
+from conftest import TINY
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import TINY  # noqa: E402
-
-from scmamba import SCMAMBA  # noqa: E402
-from scmamba.dataloaders import (  # noqa: E402
+from scmamba import SCMAMBA
+from scmamba.dataloaders import (
     StreamingDataModule,
     StreamingDataset,
     epoch_buffers,
@@ -133,8 +128,8 @@ def test_embeddings_from_the_stream_equal_in_memory_and_go_to_disk(files, tmp_pa
     idx = np.random.default_rng(0).permutation(N)[:170]
     z = model.get_latent_representation(indices=idx)  # backed: streamed, in the order of idx
     np.testing.assert_allclose(z, model.get_latent_representation(memory, indices=idx), atol=1e-5)
-    np.testing.assert_allclose(model.get_latent_representation(modality="rna", indices=idx),
-                               model.get_latent_representation(memory, modality="rna", indices=idx), atol=1e-5)  # fmt: skip
+    z_rna = model.get_latent_representation(modality="rna", indices=idx)
+    np.testing.assert_allclose(z_rna, model.get_latent_representation(memory, modality="rna", indices=idx), atol=1e-5)
     full = model.get_latent_representation()
     on_disk = model.get_latent_representation(out=tmp_path / "z.npy")
     np.testing.assert_allclose(np.asarray(on_disk), full, atol=1e-6)
