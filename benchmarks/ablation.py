@@ -1,15 +1,15 @@
 """Held-out learning curves of SCMAMBA configurations: how the defaults were chosen.
 
-Trains one configuration on the 80% reference split of ``holdout.py`` (seed 0) and, every ``--every`` epochs,
-embeds the 20% held-out cells and reports FOSCTTM between their RNA and ATAC/protein embeddings (``foscttm_train``:
-the same on as many reference cells, for the generalisation gap) and the accuracy / macro-F1 of a 15-NN classifier
-fitted on the reference cells' RNA embedding predicting the held-out cells' ``cell_type`` from their other modality
-(``acc``, ``f1``) or from their RNA embedding (``acc_rna``).
+Trains one configuration on the 80% reference split (``helpers.common.holdout_split``, seed 0) and, every
+``--every`` epochs, embeds the 20% held-out cells and reports FOSCTTM between their RNA and ATAC/protein embeddings
+(``foscttm_train``: the same on as many reference cells, for the generalisation gap) and the accuracy / macro-F1 of
+a 15-NN classifier fitted on the reference cells' RNA embedding predicting the held-out cells' ``cell_type`` from
+their other modality (``acc``, ``f1``) or from their RNA embedding (``acc_rna``).
 
 Usage::
 
-    python benchmarks/ablation.py --name default --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
-    python benchmarks/ablation.py --name paper_arch --kwargs '{"projection": "shared", "pooling": "last", \
+    python -m benchmarks.ablation --name default --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
+    python -m benchmarks.ablation --name paper_arch --kwargs '{"projection": "shared", "pooling": "last", \
 "feature_dropout": 0}'
 
 Appends one JSON line per evaluation to ``--out`` (default ``benchmarks/results/ablation_<data>.jsonl``).
@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, default_threads, holdout_split, other_modality, peak_rss_gb
+from benchmarks.helpers.common import RESULTS, SHARED_DATA, default_threads, holdout_split, other_modality, peak_rss_gb
+from benchmarks.helpers.methods import scmamba
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" /
-                                              "snareseq_mouse_cortex_chen2019.h5mu"))  # fmt: skip
+    parser.add_argument("--data", default=str(SHARED_DATA / "snareseq_mouse_cortex_chen2019.h5mu"))
     parser.add_argument("--name", required=True)
     parser.add_argument("--kwargs", default="{}", help="JSON of SCMAMBA init keywords")
     parser.add_argument("--train-kwargs", default="{}", help="JSON of SCMAMBA.train keywords")
@@ -49,7 +47,6 @@ def main(argv=None):
     import torch
     from lightning.pytorch.callbacks import Callback
 
-    from scmamba import SCMAMBA
     from scmamba.metrics import foscttm, label_transfer_scores
 
     torch.set_num_threads(args.threads)
@@ -60,9 +57,8 @@ def main(argv=None):
     train_idx, test_idx = holdout_split(mdata.n_obs, args.seed)
     ref, query = mdata[train_idx].copy(), mdata[test_idx].copy()
     y_ref, y_query = ref.obs["cell_type"].astype(str).values, query.obs["cell_type"].astype(str).values
-    SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
     kwargs = json.loads(args.kwargs)
-    model = SCMAMBA(ref, **kwargs)
+    model = scmamba(ref, other, kind, **kwargs)
     out = Path(args.out) if args.out else RESULTS / f"ablation_{Path(args.data).stem}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     # a fixed sample of reference cells, as many as held out, for the training-cell FOSCTTM (the generalisation gap)

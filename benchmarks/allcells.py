@@ -19,7 +19,7 @@ Methods (``--methods``; default: all that apply to the data):
                      ``early_stopping=True`` on ``elbo_validation`` with patience 45, ``reduce_lr_on_plateau``
                      (patience 30, factor 0.6), 10% validation cells. Joint latent only (no per-layer embeddings).
 ``pca_lsi_harmony``  RNA normalize_total + log1p + PCA(50); ATAC TF-IDF + LSI (first component dropped) or protein
-                     CLR + PCA(50), on all cells (``_common.LayerReducer``, as in ``integration.py``). Each layer
+                     CLR + PCA(50), on all cells (``LayerReducer``, as in ``integration.py``). Each layer
                      is scaled to unit total variance. Joint: the two layers side by side (100 dimensions),
                      batch-corrected by harmonypy with ``batch`` (library / donor) as the covariate. Per layer, for
                      FOSCTTM: the layers stacked (2N rows) and aligned by Harmony with the omics layer as the
@@ -58,9 +58,9 @@ Metrics, on all cells:
 
 Usage::
 
-    python benchmarks/allcells.py --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
-    python benchmarks/allcells.py --data ../shared/data/abseq_bonemarrow_triana2021.h5mu
-    python benchmarks/allcells.py --data ... --quick --out /tmp/bench   # 600 cells, 2 epochs, tiny SCMAMBA
+    python -m benchmarks.allcells --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
+    python -m benchmarks.allcells --data ../shared/data/abseq_bonemarrow_triana2021.h5mu
+    python -m benchmarks.allcells --data ... --quick --out /tmp/bench   # 600 cells, 2 epochs, tiny SCMAMBA
 
 Writes ``allcells_<data>.json`` (``meta``, ``rows``, raw per-method ``children`` records) and ``.csv`` (the rows)
 to ``--out`` (default ``benchmarks/results``); prints a table of every scib metric and then, last, the summary
@@ -83,10 +83,8 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from benchmarks.helpers.common import (
     RESULTS,
-    LayerReducer,
     Sections,
     default_threads,
     limit_threads,
@@ -99,7 +97,16 @@ from _common import (
     set_threads,
     to_jsonable,
     train_probe,
-    wnn_mdata,
+)
+from benchmarks.helpers.methods import (
+    LayerReducer,
+    harmony,
+    multivi,
+    rna_pca,
+    scmamba,
+    totalvi,
+    unit_variance,
+    wnn_graph,
 )
 
 METHODS = {
@@ -110,7 +117,6 @@ ALL_METHODS = ["scmamba", "multivi", "totalvi", "pca_lsi_harmony", "wnn", "unint
 DEEP = ("scmamba", "multivi", "totalvi")
 QUICK_CELLS = 600
 QUICK_EPOCHS = 2
-N_COMPS = 50
 PRE_KEY = "X_pca"
 #: Loss curve reported per deep model when its trainer has no early stopping: SCMAMBA trains on every cell by
 #: default (no validation cells), so its training loss; the peers' validation metrics.
@@ -127,18 +133,6 @@ LATENT = {"totalvi": "joint", "wnn": "graph", "unintegrated": "RNA only"}
 
 
 # --------------------------------------------------------------------------------------------------- child: methods
-def rna_pca(rna, seed: int, n_comps: int = N_COMPS) -> np.ndarray:
-    """scib's pre-integration embedding: normalize_total + log1p + PCA (arpack) of the RNA counts of all cells."""
-    import anndata as ad
-    import scanpy as sc
-
-    a = ad.AnnData(X=rna.X.astype(np.float32))
-    sc.pp.normalize_total(a)
-    sc.pp.log1p(a)
-    sc.pp.pca(a, n_comps=min(n_comps, min(a.shape) - 1), svd_solver="arpack", random_state=seed)
-    return np.asarray(a.obsm["X_pca"], dtype=np.float32)
-
-
 def _history(model) -> dict[str, list]:
     """Every per-epoch curve of ``model.history`` (scvi-tools: a DataFrame per logged metric) as lists."""
     out = {}
@@ -206,12 +200,7 @@ def _embed(model, sections: Sections, layers: dict[str, dict]) -> dict:
 
 def run_scmamba(mdata, other, kind, batch_key, max_epochs, kwargs, sections) -> dict:
     """SCMAMBA at the package defaults (``kwargs`` only with ``--quick`` / ``--scmamba-kwargs``)."""
-    from scmamba import SCMAMBA
-
-    SCMAMBA.setup_mudata(
-        mdata, batch_key=batch_key, modalities={"rna_layer": "rna", f"{kind}_layer": other, "batch_key": "rna"}
-    )
-    model = SCMAMBA(mdata, **kwargs)
+    model = scmamba(mdata, other, kind, batch_key=batch_key, batch_from_rna=True, **kwargs)
     out = train_deep(model, "scmamba", sections, max_epochs)
     out.update(_embed(model, sections, {"rna": {"modality": "rna"}, "other": {"modality": kind}}))
     return out
@@ -219,12 +208,7 @@ def run_scmamba(mdata, other, kind, batch_key, max_epochs, kwargs, sections) -> 
 
 def run_multivi(mdata, other, batch_key, max_epochs, sections) -> dict:
     """MULTIVI on all genes and peaks, ``train()`` defaults."""
-    import scvi
-
-    scvi.model.MULTIVI.setup_mudata(
-        mdata, batch_key=batch_key, modalities={"rna_layer": "rna", "atac_layer": other, "batch_key": "rna"}
-    )
-    model = scvi.model.MULTIVI(mdata, n_genes=mdata.mod["rna"].n_vars, n_regions=mdata.mod[other].n_vars)
+    model = multivi(mdata, other, batch_key=batch_key)
     out = train_deep(model, "multivi", sections, max_epochs)
     layers = {"rna": {"modality": "expression"}, "other": {"modality": "accessibility"}}
     out.update(_embed(model, sections, layers))
@@ -233,51 +217,31 @@ def run_multivi(mdata, other, batch_key, max_epochs, sections) -> dict:
 
 def run_totalvi(mdata, other, batch_key, max_epochs, sections) -> dict:
     """TOTALVI, ``train()`` defaults (protein counts densified, as TOTALVI requires); joint latent only."""
-    import scvi
-
-    X = mdata.mod[other].X
-    mdata.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-    scvi.model.TOTALVI.setup_mudata(
-        mdata, batch_key=batch_key, modalities={"rna_layer": "rna", "protein_layer": other, "batch_key": "rna"}
-    )
-    model = scvi.model.TOTALVI(mdata)
+    model = totalvi(mdata, other, batch_key=batch_key)
     out = train_deep(model, "totalvi", sections, max_epochs)
     out.update(_embed(model, sections, {}))
     return out
 
 
-def _harmony(Z: np.ndarray, meta, key: str, seed: int) -> np.ndarray:
-    import harmonypy
-
-    ho = harmonypy.run_harmony(Z, meta, key, random_state=seed, verbose=False, ncores=default_threads())
-    Zc = np.asarray(ho.Z_corr)
-    return Zc.T if Zc.shape[0] != Z.shape[0] else Zc  # older harmonypy returns dims x cells
-
-
 def run_harmony(mdata, other, kind, batch_key, seed, sections) -> dict:
     """Per-layer reductions; joint = both side by side + Harmony(batch); per layer = stacked + Harmony(omics)."""
-    import pandas as pd
-
+    threads = default_threads()
     with sections.train():
         r, o = LayerReducer(kind, seed=seed).fit_transform(mdata.mod["rna"].X, mdata.mod[other].X)
-        r, o = r / np.sqrt(r.var(axis=0).sum()), o / np.sqrt(o.var(axis=0).sum())  # unit total variance each
-        batch = pd.DataFrame({"batch": mdata.obs[batch_key].astype(str).to_numpy()})
-        joint = _harmony(np.hstack([r, o]), batch, "batch", seed)
+        r, o = unit_variance(r, o)
+        joint = harmony(np.hstack([r, o]), mdata.obs[batch_key].astype(str).to_numpy(), seed, threads)
     t0 = time.perf_counter()  # the per-layer run (for FOSCTTM) is extra to the joint embedding, as layers_s
     d, n = min(r.shape[1], o.shape[1]), len(r)
-    omics = pd.DataFrame({"omics": np.repeat(["rna", kind], n)})
-    stacked = _harmony(np.vstack([r[:, :d], o[:, :d]]), omics, "omics", seed)
+    stacked = harmony(np.vstack([r[:, :d], o[:, :d]]), np.repeat(["rna", kind], n), seed, threads)
     arrays = {"joint": joint, "rna": stacked[:n], "other": stacked[n:]}
     return {"epochs": None, "arrays": arrays, "layers_s": time.perf_counter() - t0}
 
 
 def run_wnn(mdata, other, kind, seed, sections) -> dict:
     """muon WNN on the per-layer reductions of all cells; its connectivities are the method's output."""
-    from scipy import sparse
-
     with sections.train():
         r, o = LayerReducer(kind, seed=seed).fit_transform(mdata.mod["rna"].X, mdata.mod[other].X)
-        graph = sparse.csr_matrix(wnn_mdata(r, o, kind, seed).obsp["wnn_connectivities"])
+        graph = wnn_graph(r, o, kind, seed)
     return {"epochs": None, "arrays": {}, "graph": graph}
 
 
@@ -468,9 +432,10 @@ def parse_args(argv=None):
 
 
 def _child_cmd(args, method: str, workdir: Path) -> list[str]:
-    cmd = [sys.executable, __file__, "--child", method, "--data", args.data, "--workdir", str(workdir),
-           "--max-cells", str(args.max_cells), "--seed", str(args.seed), "--label-key", args.label_key,
-           "--batch-key", args.batch_key, "--scmamba-kwargs", args.scmamba_kwargs]  # fmt: skip
+    cmd = [sys.executable, "-m", "benchmarks.allcells", "--child", method, "--data", args.data,
+           "--workdir", str(workdir), "--max-cells", str(args.max_cells), "--seed", str(args.seed),
+           "--label-key", args.label_key, "--batch-key", args.batch_key,
+           "--scmamba-kwargs", args.scmamba_kwargs]  # fmt: skip
     for name in DEEP:
         if getattr(args, f"epochs_{name}") is not None:
             cmd += [f"--epochs-{name}", str(getattr(args, f"epochs_{name}"))]

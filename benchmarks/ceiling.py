@@ -1,6 +1,6 @@
 """How much cell-type information each layer carries on the held-out split: supervised and unsupervised ceilings.
 
-On the 80/20 split of ``holdout.py`` / ``ablation.py`` (``--seed``, default 0), classifiers are fitted on the 80%
+On the 80/20 split of ``ablation.py`` / ``integration.py`` (``--seed``, default 0), classifiers are fitted on the 80%
 reference cells **with their labels** and predict the held-out cells' ``cell_type`` from one layer only:
 
 ``logreg``    logistic regression on all features (RNA: normalize-total + log1p; ATAC: binarised TF-IDF with the
@@ -15,7 +15,7 @@ reference cells **with their labels** and predict the held-out cells' ``cell_typ
 ``scmamba rna->other knn15``
               with ``--model DIR``: a SCMAMBA model saved by ``ablation.py --save`` (trained on the same split's
               reference cells, same ``--seed``); the 15-NN fitted on the reference cells' RNA embeddings predicts
-              the held-out cells from their other-layer embeddings, as in ``holdout.py``.
+              the held-out cells from their other-layer embeddings.
 
 Every row also has ``recall`` per cell type (where each read-out loses) and, where the data has a coarser
 annotation (``--coarse-key``, default ``cell_type_coarse``), ``acc_coarse``: the same predictions scored after
@@ -37,21 +37,27 @@ own supervised ceiling is not expected: the query side has only that layer's inf
 
 Usage::
 
-    python benchmarks/ceiling.py --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
+    python -m benchmarks.ceiling --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, LayerReducer, foscttm_within, holdout_split, markdown_table, other_modality
+from benchmarks.helpers.common import (
+    RESULTS,
+    SHARED_DATA,
+    foscttm_within,
+    holdout_split,
+    markdown_table,
+    other_modality,
+)
+from benchmarks.helpers.methods import LayerReducer
 
 
 def type_oracle_foscttm(labels: np.ndarray) -> float:
@@ -98,8 +104,7 @@ def match_oracles(z_tr, z_te, rna_tr, rna_te, groups: np.ndarray | None, seed: i
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" /
-                                              "snareseq_mouse_cortex_chen2019.h5mu"))  # fmt: skip
+    parser.add_argument("--data", default=str(SHARED_DATA / "snareseq_mouse_cortex_chen2019.h5mu"))
     parser.add_argument("--label-key", default="cell_type")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--C", type=float, nargs="+", default=[0.03, 0.1, 0.3, 1.0, 3.0])

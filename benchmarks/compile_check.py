@@ -7,8 +7,8 @@ encoder block at the package defaults, eager against ``torch.compile`` (default 
 embedding (``EMBED_BATCH_SIZE`` cells, no gradient, eval mode) and of training (128 cells, forward + backward,
 train mode), and checks that both give the same outputs and gradients. Compilation time is reported separately.
 
-    python benchmarks/compile_check.py                    # 1 thread, defaults
-    python benchmarks/compile_check.py --threads 2 --repeats 20
+    python -m benchmarks.compile_check                    # 1 thread, defaults
+    python -m benchmarks.compile_check --threads 2 --repeats 20
 
 Writes ``compile_check.json`` to ``--out`` (default ``benchmarks/results``) and prints a Markdown table.
 """
@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, machine_info, markdown_table, to_jsonable
+
+from benchmarks.helpers.common import RESULTS, machine_info, markdown_table, to_jsonable
 
 
 def timed(fn, repeats: int) -> float:

@@ -5,10 +5,10 @@ SNARE-seq cells, then Leiden on each embedding (best ARI / NMI against ``cell_ty
 and FOSCTTM between the RNA and ATAC embeddings. The objective, pooling, patch sizes and minibatch size of the
 defaults were chosen with these runs (table in ``benchmarks/README.md``)::
 
-    python benchmarks/design.py --name default --epochs 50
-    python benchmarks/design.py --name contrastive_only --kwargs '{"lambda_rec": 0}' --epochs 50
-    python benchmarks/design.py --name mean_pool --kwargs '{"pooling": "mean"}'
-    python benchmarks/design.py --name swa075 --swa-start 0.75
+    python -m benchmarks.design --name default --epochs 50
+    python -m benchmarks.design --name contrastive_only --kwargs '{"lambda_rec": 0}' --epochs 50
+    python -m benchmarks.design --name mean_pool --kwargs '{"pooling": "mean"}'
+    python -m benchmarks.design --name swa075 --swa-start 0.75
 
 Appends one JSON line per run to ``--out`` (default ``benchmarks/results/design_demo.jsonl``) and prints it, with
 the RNA-PCA baseline (``scmamba.metrics.rna_pca``) on the same cells.
@@ -21,7 +21,8 @@ import json
 import time
 from pathlib import Path
 
-from _common import RESULTS, limit_threads, machine_info
+from benchmarks.helpers.common import RESULTS, limit_threads, machine_info
+from benchmarks.helpers.methods import scmamba as scmamba_model
 
 
 def weight_averaging(ema: float | None, swa_start: float | None) -> list:
@@ -68,15 +69,11 @@ def main(argv=None):
     import scvi
 
     import scmamba
-    from scmamba import SCMAMBA
     from scmamba.metrics import ari_nmi_leiden, foscttm, rna_pca
 
     scvi.settings.seed = args.seed
     mdata = scmamba.datasets.snareseq_cortex_demo()
-    SCMAMBA.setup_mudata(
-        mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac", "batch_key": "rna"}
-    )
-    model = SCMAMBA(mdata, **json.loads(args.kwargs))
+    model = scmamba_model(mdata, "atac", "atac", batch_from_rna=True, **json.loads(args.kwargs))
     train_kwargs = json.loads(args.train_kwargs)
     if args.epochs is not None:
         train_kwargs["max_epochs"] = args.epochs

@@ -2,8 +2,8 @@
 
 Run it on a CUDA machine (it installs nothing; mamba-ssm is used when it imports)::
 
-    python benchmarks/gpu_check.py                      # ~5-8 min on one recent GPU
-    python benchmarks/gpu_check.py --cells 2000         # shorter
+    python -m benchmarks.gpu_check                      # ~5-8 min on one recent GPU
+    python -m benchmarks.gpu_check --cells 2000         # shorter
 
 1. **Kernel agreement.** One Mamba2 layer at SCMAMBA's default sizes, with the same weights and inputs, run through
    the fused kernels (``use_fused_kernels=True``) and the PyTorch chunked scan (``False``): relative differences of
@@ -31,9 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, machine_info, markdown_table, to_jsonable
+from benchmarks.helpers.common import RESULTS, machine_info, markdown_table, to_jsonable
 
-HERE = Path(__file__).resolve().parent
 #: Token counts at full 10x Multiome width with the default patch sizes (RNA 128 genes, ATAC 1,024 peaks per token).
 LENGTHS = {"rna": 286, "atac": 147}
 #: Depth scales of ``scaling.py`` that give ~2,000 RNA and ~6,000 ATAC non-zeros per cell at full width.
@@ -95,7 +94,7 @@ def throughput(args) -> list[dict]:
     """``scaling.py`` on CUDA at full width: SCMAMBA fused, SCMAMBA PyTorch path, MULTIVI."""
     out = Path(args.out) / "gpu_scaling"
     cmd = [
-        sys.executable, str(HERE / "scaling.py"), "--device", "cuda", "--cells", str(args.cells),
+        sys.executable, "-m", "benchmarks.scaling", "--device", "cuda", "--cells", str(args.cells),
         "--rna-depth-scale", str(DEPTH["rna"]), "--atac-depth-scale", str(DEPTH["atac"]), "--epochs", "1",
         "--embed-cells", str(args.cells), "--methods", "scmamba", "scmamba_torch", "multivi", "--out", str(out),
         "--timeout", str(args.timeout),

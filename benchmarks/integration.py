@@ -1,7 +1,7 @@
 """Integration benchmark: SCMAMBA next to scvi-tools peers and classic baselines on the same cells, one run.
 
 On one paired data set (RNA+ATAC or RNA+protein) every method is trained on a random 80% of the cells (seed 0,
-the split of ``holdout.py``) and evaluated on the held-out 20% and on an equally large random subset of the
+``helpers.common.holdout_split``) and evaluated on the held-out 20% and on an equally large random subset of the
 training cells. Methods (``--methods``; default: all that apply to the data):
 
 ``scmamba``          SCMAMBA, default configuration (``--epochs-scmamba``, default 50 as ``SCMAMBA.train``).
@@ -32,9 +32,9 @@ peak RSS, each method in its own subprocess.
 
 Usage::
 
-    python benchmarks/integration.py --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
-    python benchmarks/integration.py --data ../shared/data/abseq_bonemarrow_triana2021.h5mu
-    python benchmarks/integration.py --data ... --quick --out /tmp/bench      # ~600 cells, 2 epochs, minutes
+    python -m benchmarks.integration --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
+    python -m benchmarks.integration --data ../shared/data/abseq_bonemarrow_triana2021.h5mu
+    python -m benchmarks.integration --data ... --quick --out /tmp/bench      # ~600 cells, 2 epochs, minutes
 
 Writes ``integration_<data>.json`` / ``.csv`` / ``_umap.png`` / ``_metrics.png`` to ``--out`` (default
 ``benchmarks/results``) and prints a Markdown table last.
@@ -52,10 +52,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from benchmarks.helpers.common import (
     RESULTS,
-    LayerReducer,
+    THREADS_HELP,
     Sections,
     default_threads,
     epoch_timer,
@@ -69,8 +68,8 @@ from _common import (
     run_child,
     set_threads,
     to_jsonable,
-    wnn_mdata,
 )
+from benchmarks.helpers.methods import LayerReducer, harmony, multivi, scmamba, totalvi, wnn_mdata
 
 METHODS = {
     "atac": ["scmamba", "multivi", "multivi_hvg", "pca_lsi_harmony", "wnn"],
@@ -113,8 +112,8 @@ NOTES = {
 def split_cells(n: int, seed: int) -> dict:
     """Held-out split and evaluation subsets.
 
-    ``train``/``test``: indices into the cells (``_common.holdout_split``, 80/20). ``train_eval``: positions within
-    ``train`` of a random subset as large as the test set (metrics on training cells are computed there, so both
+    ``train``/``test``: indices into the cells (``helpers.common.holdout_split``, 80/20). ``train_eval``: positions
+    within ``train`` of a random subset as large as the test set (metrics on training cells are computed there, so both
     splits have the same number of cells and N-dependent metrics are comparable). ``train_ref``: the other
     training positions, the label-transfer reference for the training split.
     """
@@ -148,10 +147,7 @@ def _with_embeddings(out: dict, model, rna_test, oth_test, rna_train, oth_train_
 
 def run_scmamba(ref, query, other, kind, split, epochs, kwargs, sections) -> dict:
     """SCMAMBA: per-layer embeddings from each modality's encoder."""
-    from scmamba import SCMAMBA
-
-    SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
-    model = SCMAMBA(ref, **kwargs)
+    model = scmamba(ref, other, kind, **kwargs)
     out = _train_deep(model, epochs, sections)
     with sections.embed():
         rna_test = model.get_latent_representation(query, modality="rna")
@@ -186,7 +182,6 @@ def _subset_features(mdata, other: str, genes: np.ndarray, peaks: np.ndarray):
 
 def run_multivi(ref, query, other, split, epochs, hvg, sections) -> dict:
     """MULTIVI (all features, or the HVG/frequent-peak subset); per-layer latents expression/accessibility."""
-    import scvi
 
     out = {}
     if hvg:  # feature selection counts as training; the held-out cells are subset with the chosen features
@@ -196,10 +191,7 @@ def run_multivi(ref, query, other, split, epochs, hvg, sections) -> dict:
             ref = _subset_features(ref, other, genes, peaks)
         query = _subset_features(query, other, genes, peaks)
         out.update(n_genes_used=len(genes), n_peaks_used=len(peaks), feature_selection_s=time.perf_counter() - t0)
-    scvi.model.MULTIVI.setup_mudata(
-        ref, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": other, "batch_key": "rna"}
-    )
-    model = scvi.model.MULTIVI(ref, n_genes=ref.mod["rna"].n_vars, n_regions=ref.mod[other].n_vars)
+    model = multivi(ref, other)
     out.update(_train_deep(model, epochs, sections))
     query.obs["_indices"] = np.arange(query.n_obs)  # MULTIVI registers this column; its query transfer needs it
     with sections.embed():
@@ -212,15 +204,7 @@ def run_multivi(ref, query, other, split, epochs, hvg, sections) -> dict:
 
 def run_totalvi(ref, query, other, split, epochs, sections) -> dict:
     """TOTALVI (defaults): one joint latent, returned for both layers (protein counts densified, as it needs)."""
-    import scvi
-
-    for m in (ref, query):
-        X = m.mod[other].X
-        m.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-    scvi.model.TOTALVI.setup_mudata(
-        ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": other, "batch_key": "rna"}
-    )
-    model = scvi.model.TOTALVI(ref)
+    model = totalvi(ref, other, also_dense=[query])
     out = _train_deep(model, epochs, sections)
     with sections.embed():
         z_test = model.get_latent_representation(query)
@@ -230,9 +214,6 @@ def run_totalvi(ref, query, other, split, epochs, sections) -> dict:
 
 def run_harmony(ref, query, other, kind, split, seed, sections) -> dict:
     """PCA/LSI (or CLR+PCA) per layer, layers stacked and aligned by Harmony with the omics layer as batch."""
-    import harmonypy
-    import pandas as pd
-
     red = LayerReducer(kind, seed=seed)
     with sections.train():
         r_tr, o_tr = red.fit_transform(ref.mod["rna"].X, ref.mod[other].X)
@@ -245,11 +226,7 @@ def run_harmony(ref, query, other, kind, split, seed, sections) -> dict:
         d = min(r_tr.shape[1], o_tr.shape[1])
         Z = np.vstack([r_tr[:, :d] / s_r, r_te[:, :d] / s_r, o_tr[:, :d] / s_o, o_te[:, :d] / s_o])
         n_tr, n_te = len(r_tr), len(r_te)
-        meta = pd.DataFrame({"omics": np.repeat(["rna", kind], n_tr + n_te)})
-        ho = harmonypy.run_harmony(Z, meta, "omics", random_state=seed, verbose=False, ncores=default_threads())
-        Zc = np.asarray(ho.Z_corr)
-        if Zc.shape[0] != Z.shape[0]:  # older harmonypy returns dims x cells
-            Zc = Zc.T
+        Zc = harmony(Z, np.repeat(["rna", kind], n_tr + n_te), seed, default_threads())
     rna_all, oth_all = Zc[: n_tr + n_te], Zc[n_tr + n_te :]
     sections.rec["harmony_s"] = time.perf_counter() - t0
     return {
@@ -570,12 +547,7 @@ def parse_args(argv=None):
     p.add_argument("--scmamba-kwargs", default=None, help="JSON of SCMAMBA init keywords (default config if omitted)")
     p.add_argument("--label-key", default="cell_type")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=default_threads(),
-        help="threads per method process (torch, OpenMP, BLAS, numba); default $BENCH_THREADS or 1",
-    )
+    p.add_argument("--threads", type=int, default=default_threads(), help=THREADS_HELP)
     p.add_argument("--timeout", type=float, default=3600, help="seconds per method subprocess")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -629,7 +601,8 @@ def main(argv=None):
         for method in methods:
             cmd = [
                 sys.executable,
-                __file__,
+                "-m",
+                "benchmarks.integration",
                 "--child",
                 method,
                 "--data",

@@ -5,8 +5,8 @@ A dense N x N float32 similarity matrix of 100,000 cells is 40 GB; the blocked s
 wall time and the peak RSS of the search alone (the kernel's peak mark is reset before it, so the inputs already in
 memory are included and nothing earlier), and checks 200 query cells against a brute-force search.
 
-    python benchmarks/match_scaling.py               # N = 10,000 and 100,000
-    python benchmarks/match_scaling.py --quick       # N = 2,000 (seconds)
+    python -m benchmarks.match_scaling               # N = 10,000 and 100,000
+    python -m benchmarks.match_scaling --quick       # N = 2,000 (seconds)
 
 Writes ``match_scaling.json`` (``match_scaling_quick.json`` with ``--quick``) to ``--out`` (default
 ``benchmarks/results``) and prints a Markdown table.
@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from benchmarks.helpers.common import (
     RESULTS,
     default_threads,
     limit_threads,

@@ -9,8 +9,8 @@ dtypes. Output: ``matmul_dtype.json`` and a Markdown table.
 
 Usage::
 
-    python benchmarks/matmul_dtype.py              # 1 thread, 65,536 tokens (a 512-cell minibatch of ATAC tokens)
-    python benchmarks/matmul_dtype.py --threads 2
+    python -m benchmarks.matmul_dtype              # 1 thread, 65,536 tokens (a 512-cell minibatch of ATAC tokens)
+    python -m benchmarks.matmul_dtype --threads 2
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import json
 import time
 from pathlib import Path
 
-from _common import RESULTS, machine_info, markdown_table, set_threads, to_jsonable
+from benchmarks.helpers.common import RESULTS, machine_info, markdown_table, set_threads, to_jsonable
 
 # (name, in features, out features) with the defaults: d_model 64, expand 2, d_state 32, headdim 32 (4 heads),
 # MLP hidden 2 * d_model (SwiGLU: fc1 gives value and gate)

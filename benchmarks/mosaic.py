@@ -26,10 +26,10 @@ its own defaults: 2,000 seurat_v3 highly variable genes (every gene of a smaller
 graph links to them (``rna_anchored_guidance_graph``'s ``propagate_highly_variable``), which is what its tutorial
 trains on.
 
-    python benchmarks/mosaic.py                      # both shared data sets, package defaults
-    python benchmarks/mosaic.py --quick              # 600 cells, 2 epochs, small SCMAMBA (minutes)
-    python benchmarks/mosaic.py --methods scmamba --paired-only   # SCMAMBA trained on the paired third alone
-    python benchmarks/mosaic.py --methods glue --glue-features linked   # GLUE as its tutorial runs it
+    python -m benchmarks.mosaic                      # both shared data sets, package defaults
+    python -m benchmarks.mosaic --quick              # 600 cells, 2 epochs, small SCMAMBA (minutes)
+    python -m benchmarks.mosaic --methods scmamba --paired-only   # SCMAMBA trained on the paired third alone
+    python -m benchmarks.mosaic --methods glue --glue-features linked   # GLUE as its tutorial runs it
 
 Writes ``mosaic_<data>.json`` (``_paired_only`` / ``_quick`` before ``.json`` with those options) to ``--out`` (default
 ``benchmarks/results``) and prints a Markdown table last.
@@ -39,15 +39,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from benchmarks.helpers.common import (
     RESULTS,
     default_threads,
     limit_threads,
@@ -58,8 +56,9 @@ from _common import (
     quick_scmamba_config,
     to_jsonable,
 )
+from benchmarks.helpers.common import SHARED_DATA as SHARED
+from benchmarks.helpers.methods import multivi, scmamba, totalvi
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_DATA = [
     SHARED / "snareseq_mouse_cortex_chen2019.h5mu",
     SHARED / "abseq_bonemarrow_triana2021.h5mu",
@@ -148,15 +147,12 @@ def evaluate(z, x_rna, x_other, group, labels) -> dict:
 
 def run_scmamba(mdata, mosaic, other, kind, quick: bool, epochs: int | None, kwargs: dict | None = None,
                 train_kwargs: dict | None = None, paired_only: bool = False):  # fmt: skip
-    from scmamba import SCMAMBA
-
     # paired_only: a reference point, not the protocol; the model sees the paired third alone and embeds the rest
     train = mosaic
     if paired_only:
         names = mosaic.obs_names
         train = mosaic[names.isin(mosaic["rna"].obs_names) & names.isin(mosaic[other].obs_names)].copy()
-    SCMAMBA.setup_mudata(train, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
-    model = SCMAMBA(train, **{**(quick_scmamba_config() if quick else {}), **(kwargs or {})})
+    model = scmamba(train, other, kind, **{**(quick_scmamba_config() if quick else {}), **(kwargs or {})})
     model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False, **(train_kwargs or {}))
     z = model.get_latent_representation(mosaic)
     # the full profiles of every cell, through each encoder (the layer a single-modality cell lacked was never seen)
@@ -166,15 +162,9 @@ def run_scmamba(mdata, mosaic, other, kind, quick: bool, epochs: int | None, kwa
 
 
 def run_multivi(mdata, other, kind, group, epochs: int | None):
-    import scvi
-
     train = zero_filled(mdata, other, group)
     full = zero_filled(mdata, other, np.full(mdata.n_obs, "paired"))
-    scvi.model.MULTIVI.setup_mudata(
-        train, batch_key="modality", modalities={"rna_layer": "rna", f"{kind}_layer": other}
-    )
-    n_regions = train[other].n_vars if kind == "atac" else 0
-    model = scvi.model.MULTIVI(train, n_genes=train["rna"].n_vars, n_regions=n_regions)
+    model = multivi(train, other, kind, batch_key="modality", batch_from_rna=False)
     model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False)
     z = model.get_latent_representation(train)  # masked mean over the layers each cell has
     x_rna = model.get_latent_representation(full, modality="expression")
@@ -183,14 +173,10 @@ def run_multivi(mdata, other, kind, group, epochs: int | None):
 
 
 def run_totalvi(mdata, other, group, epochs: int | None):
-    import scvi
-
     keep = group != "other_only"  # TOTALVI needs RNA counts: protein-only cells cannot be embedded
     train = zero_filled(mdata, other, group, keep=keep)
-    scvi.model.TOTALVI.setup_mudata(
-        train, batch_key="modality", modalities={"rna_layer": "rna", "protein_layer": other}
-    )  # RNA-only cells form a batch without protein data, which TOTALVI masks
-    model = scvi.model.TOTALVI(train)
+    # RNA-only cells form a batch without protein data, which TOTALVI masks (zero_filled densified the proteins)
+    model = totalvi(train, other, batch_key="modality", batch_from_rna=False)
     model.train(**({"max_epochs": epochs} if epochs else {}), enable_progress_bar=False)
     n = model.get_latent_representation().shape[0]
     note = f"embeds the {n:,} paired and RNA-only cells; protein-only cells cannot be embedded (no RNA), so n/a"

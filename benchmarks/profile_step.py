@@ -1,9 +1,9 @@
 """Profile of one SCMAMBA training step and one embedding step at full multiome width, part by part.
 
-Synthetic paired RNA+ATAC data of 10x Multiome width (36,601 genes, 150,000 peaks by default) are resampled from
-the real SNARE-seq counts (``scaling.make_mudata``), with per-modality depth scales chosen so that cells have about
-2,000 RNA and 6,000 ATAC non-zeros. One minibatch of the model's own training loader is taken, and each part of
-the step is run on it, forward and backward, ``--repeats`` times:
+Synthetic paired RNA+ATAC data of 10x Multiome width (36,601 genes, 150,000 peaks by default) are resampled from the
+real SNARE-seq counts (``helpers.synthetic.make_mudata``), with per-modality depth scales chosen so that cells have
+about 2,000 RNA and 6,000 ATAC non-zeros. One minibatch of the model's own training loader is taken, and each part
+of the step is run on it, forward and backward, ``--repeats`` times:
 
 ``load``            the data loader producing the (sparse) minibatch
 ``input/<mod>``     non-zeros, feature dropout, genomic order and value encoding (no gradient)
@@ -22,9 +22,9 @@ For every part: wall time (median over repeats) and the bytes of the tensors aut
 
 Usage::
 
-    python benchmarks/profile_step.py                      # full width, batch 256, package defaults
-    python benchmarks/profile_step.py --kwargs '{"n_layers": 2}' --bf16
-    python benchmarks/profile_step.py --quick              # 2,000 genes, 5,000 peaks (smoke test)
+    python -m benchmarks.profile_step                      # full width, batch 256, package defaults
+    python -m benchmarks.profile_step --kwargs '{"n_layers": 2}' --bf16
+    python -m benchmarks.profile_step --quick              # 2,000 genes, 5,000 peaks (smoke test)
 """
 
 from __future__ import annotations
@@ -36,8 +36,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import RESULTS, machine_info, markdown_table, peak_rss_gb, set_threads, to_jsonable
-from scaling import DEFAULT_SOURCE, make_mudata, source_profiles
+
+from benchmarks.helpers.common import RESULTS, machine_info, markdown_table, peak_rss_gb, set_threads, to_jsonable
+from benchmarks.helpers.methods import scmamba
+from benchmarks.helpers.synthetic import DEFAULT_SOURCE, make_mudata, source_profiles
 
 
 class SavedBytes:
@@ -109,7 +111,6 @@ def main(argv=None):
     import torch
     import torch.nn.functional as F
 
-    from scmamba import SCMAMBA
     from scmamba._malloc import reuse_freed_memory
     from scmamba.model._presets import EMBED_BATCH_SIZE
     from scmamba.module import contrastive_loss
@@ -126,9 +127,8 @@ def main(argv=None):
     depth = {"rna": args.rna_depth_scale, "atac": args.atac_depth_scale}
     mdata = make_mudata(args.cells, args.genes, args.peaks, prof, seed=0, depth_scale=depth)
     nnz = {m: mdata.mod[m].X.nnz / mdata.n_obs for m in ("rna", "atac")}
-    SCMAMBA.setup_mudata(mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"})
     kwargs = json.loads(args.kwargs)
-    model = SCMAMBA(mdata, **kwargs)
+    model = scmamba(mdata, "atac", "atac", **kwargs)
     module = model.module
     module.train()
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16)

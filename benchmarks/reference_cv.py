@@ -8,8 +8,8 @@ other reference batches with each candidate ``max_epochs`` and the held-out batc
 
 Usage::
 
-    python benchmarks/reference_cv.py --data ../shared/data/abseq_bonemarrow_triana2021.h5mu --epochs 20 50
-    python benchmarks/reference_cv.py --data ... --quick --epochs 1 2 --out /tmp/cv    # smoke run
+    python -m benchmarks.reference_cv --data ../shared/data/abseq_bonemarrow_triana2021.h5mu --epochs 20 50
+    python -m benchmarks.reference_cv --data ... --quick --epochs 1 2 --out /tmp/cv    # smoke run
 
 Prints a table (one row per held-out batch and epoch count, then the means) and writes
 ``reference_cv_<data>.json`` / ``.csv`` to ``--out`` (default ``benchmarks/results``).
@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, default_threads, machine_info, other_modality
-from transfer import split_reference_query
+from benchmarks.helpers.common import RESULTS, default_threads, machine_info, other_modality, split_reference_query
+from benchmarks.helpers.methods import scmamba
 
 
 def main(argv=None):
@@ -58,8 +56,7 @@ def main(argv=None):
             scvi.settings.seed = args.seed
             is_query = (ref.obs["batch"].astype(str) == held_out).values
             train, query = ref[~is_query].copy(), ref[is_query].copy()
-            SCMAMBA.setup_mudata(train, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
-            model = SCMAMBA(train, **(SCMAMBA.small_config() if args.quick else {}))
+            model = scmamba(train, other, kind, **(SCMAMBA.small_config() if args.quick else {}))
             t0 = time.perf_counter()
             model.train(max_epochs=epochs, enable_progress_bar=False)
             train_s = time.perf_counter() - t0

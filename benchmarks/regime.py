@@ -18,6 +18,8 @@ Every method trains on all the row's cells and is scored on all of them (the pro
 ``wnn``            muon WNN on RNA PCA and the second layer's reduction (a graph: ARI/NMI only).
 ``harmony``        both reductions side by side (unit total variance each), Harmony on ``batch``.
 ``peer``           MULTIVI (RNA+ATAC) or TOTALVI (RNA+protein) at their own ``train()`` defaults (``--peers``).
+``scmamba_no_block``  only when named in ``--methods``: ``SCMAMBA`` with ``n_layers=0`` (no Mamba2 block; the
+                   tokens go straight into the head) and otherwise the ``scmamba`` keywords: what the blocks add.
 
 Metrics: best Leiden ARI / NMI over resolutions 0.1-2.0 on the 15-NN graph (``scmamba.metrics.ari_nmi_leiden``;
 WNN's own graph for ``wnn``), and scib-metrics' ``Benchmarker`` defaults (bio conservation, batch correction,
@@ -25,9 +27,10 @@ Total = 0.6 bio + 0.4 batch), not min-max scaled, with RNA PCA as the pre-integr
 
 Usage::
 
-    python benchmarks/regime.py                                     # the whole table (hours on 2 cores)
-    python benchmarks/regime.py --sets abseq --sizes 500 --panels panel --seeds 0 --methods scmamba,rna_pca
-    python benchmarks/regime.py --scmamba-kwargs '{"lambda_adv": 3}' --tag adv3   # a candidate default
+    python -m benchmarks.regime                                     # the whole table (hours on 2 cores)
+    python -m benchmarks.regime --sets abseq --sizes 500 --panels panel --seeds 0 --methods scmamba,rna_pca
+    python -m benchmarks.regime --scmamba-kwargs '{"lambda_adv": 3}' --tag adv3   # a candidate default
+    python -m benchmarks.regime --methods scmamba,scmamba_no_block  # the Mamba2 blocks against none
 
 Each finished (set, size, panel, seed, method) is appended to ``--out`` (JSON lines; a rerun skips what is there,
 so a long run can be resumed); the table of means over seeds is printed and written beside it as ``.csv``.
@@ -38,7 +41,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -46,10 +48,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, LayerReducer, to_jsonable, wnn_mdata
+from benchmarks.helpers.common import RESULTS, SHARED_DATA, to_jsonable
+from benchmarks.helpers.methods import (
+    NO_BLOCK,
+    LayerReducer,
+    harmony,
+    multivi,
+    scmamba,
+    totalvi,
+    unit_variance,
+    wnn_graph,
+)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = SHARED_DATA
 SETS = {
     "snareseq": DATA / "snareseq_mouse_cortex_chen2019.h5mu",
     "abseq": DATA / "abseq_bonemarrow_triana2021.h5mu",
@@ -58,6 +69,8 @@ SETS = {
 #: Panel sizes: (genes, second-layer features); None keeps every feature of that layer.
 PANELS = {"atac": (600, 600), "protein": (100, None)}
 METHODS = ["scmamba", "rna_pca", "second", "wnn", "harmony", "peer"]
+#: Accepted by ``--methods`` but not run by default.
+EXTRA_METHODS = ["scmamba_no_block"]
 LABEL, BATCH = "cell_type", "batch"
 
 
@@ -117,22 +130,19 @@ def make_regime(name: str, size: int, panel: str, seed: int):
 # -- methods ---------------------------------------------------------------------------------------------------------
 
 
-def run_scmamba(mdata, other, kind, seed: int, model_kwargs: dict, train_kwargs: dict) -> dict:
+def run_scmamba(mdata, other, kind, seed: int, model_kwargs: dict, train_kwargs: dict, name: str = "scmamba") -> dict:
+    """SCMAMBA on the row's cells: joint embedding as ``name``; with ``name="scmamba"`` also its per-layer ones."""
     import scvi
 
-    from scmamba import SCMAMBA
-
     scvi.settings.seed = seed
-    SCMAMBA.setup_mudata(mdata, batch_key=BATCH, modalities={"rna_layer": "rna", f"{kind}_layer": other})
-    model = SCMAMBA(mdata, **model_kwargs)
+    model = scmamba(mdata, other, kind, batch_key=BATCH, **model_kwargs)
     t0 = time.perf_counter()
     model.train(enable_progress_bar=False, **train_kwargs)
     train_s = time.perf_counter() - t0
-    emb = {
-        "scmamba": model.get_latent_representation(),
-        "scmamba_rna": model.get_latent_representation(modality="rna"),
-        f"scmamba_{kind}": model.get_latent_representation(modality=kind),
-    }
+    emb = {name: model.get_latent_representation()}
+    if name == "scmamba":
+        emb["scmamba_rna"] = model.get_latent_representation(modality="rna")
+        emb[f"scmamba_{kind}"] = model.get_latent_representation(modality=kind)
     steps = int(model.trainer.global_step) if getattr(model, "trainer", None) is not None else None
     epochs = len(model.history["train_loss_epoch"]) if "train_loss_epoch" in model.history else None
     weights = {
@@ -144,8 +154,6 @@ def run_scmamba(mdata, other, kind, seed: int, model_kwargs: dict, train_kwargs:
 
 def run_classic(mdata, other, kind, seed: int, which: set[str]) -> dict:
     """RNA PCA, the second layer alone, Harmony on both, WNN: the reductions are computed once."""
-    from scipy import sparse
-
     out: dict = {"embeddings": {}, "graphs": {}, "train_s": {}}
     t0 = time.perf_counter()
     r, o = LayerReducer(kind, seed=seed).fit_transform(mdata.mod["rna"].X, mdata.mod[other].X)
@@ -153,18 +161,12 @@ def run_classic(mdata, other, kind, seed: int, which: set[str]) -> dict:
     out["embeddings"]["rna_pca"], out["embeddings"]["second"] = r, o
     out["train_s"]["rna_pca"] = out["train_s"]["second"] = reduce_s
     if "harmony" in which:
-        import harmonypy
-
         t0 = time.perf_counter()
-        both = np.hstack([r / np.sqrt(r.var(axis=0).sum()), o / np.sqrt(o.var(axis=0).sum())])
-        meta = pd.DataFrame({BATCH: mdata.obs[BATCH].to_numpy()})
-        ho = harmonypy.run_harmony(both, meta, BATCH, random_state=seed, verbose=False)
-        z = np.asarray(ho.Z_corr)
-        out["embeddings"]["harmony"] = z.T if z.shape[0] != both.shape[0] else z
+        out["embeddings"]["harmony"] = harmony(np.hstack(unit_variance(r, o)), mdata.obs[BATCH].to_numpy(), seed)
         out["train_s"]["harmony"] = reduce_s + time.perf_counter() - t0
     if "wnn" in which:
         t0 = time.perf_counter()
-        out["graphs"]["wnn"] = sparse.csr_matrix(wnn_mdata(r, o, kind, seed).obsp["wnn_connectivities"])
+        out["graphs"]["wnn"] = wnn_graph(r, o, kind, seed)
         out["train_s"]["wnn"] = reduce_s + time.perf_counter() - t0
     return out
 
@@ -174,15 +176,7 @@ def run_peer(mdata, other, kind, seed: int) -> dict:
     import scvi
 
     scvi.settings.seed = seed
-    mods = {"rna_layer": "rna", f"{kind}_layer": other}
-    if kind == "atac":
-        scvi.model.MULTIVI.setup_mudata(mdata, batch_key=BATCH, modalities={**mods, "batch_key": "rna"})
-        model = scvi.model.MULTIVI(mdata, n_genes=mdata.mod["rna"].n_vars, n_regions=mdata.mod[other].n_vars)
-    else:
-        X = mdata.mod[other].X
-        mdata.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-        scvi.model.TOTALVI.setup_mudata(mdata, batch_key=BATCH, modalities={**mods, "batch_key": "rna"})
-        model = scvi.model.TOTALVI(mdata)
+    model = multivi(mdata, other, batch_key=BATCH) if kind == "atac" else totalvi(mdata, other, batch_key=BATCH)
     t0 = time.perf_counter()
     model.train(enable_progress_bar=False)
     train_s = time.perf_counter() - t0
@@ -268,12 +262,13 @@ def run_row(args, name: str, size: int, panel: str, seed: int, done: set, tag: s
     for m in classic:
         (graphs if m == "wnn" else embeddings)[m] = res["graphs"][m] if m == "wnn" else res["embeddings"][m]
         extra[m] = {"train_s": res["train_s"][m]}
-    if "scmamba" in todo:
-        model_kwargs, train_kwargs = json.loads(args.scmamba_kwargs), json.loads(args.train_kwargs)
-        out = run_scmamba(mdata.copy(), other, kind, seed, model_kwargs, train_kwargs)
-        embeddings.update(out["embeddings"])
-        for m in out["embeddings"]:
-            extra[m] = {k: out[k] for k in ("train_s", "steps", "epochs", "layer_weights", "layer_reliability")}
+    model_kwargs, train_kwargs = json.loads(args.scmamba_kwargs), json.loads(args.train_kwargs)
+    for name, kwargs in (("scmamba", model_kwargs), ("scmamba_no_block", {**model_kwargs, **NO_BLOCK})):
+        if name in todo:
+            out = run_scmamba(mdata.copy(), other, kind, seed, kwargs, train_kwargs, name)
+            embeddings.update(out["embeddings"])
+            for m in out["embeddings"]:
+                extra[m] = {k: out[k] for k in ("train_s", "steps", "epochs", "layer_weights", "layer_reliability")}
     if "peer" in todo:
         out = run_peer(mdata.copy(), other, kind, seed)
         embeddings.update(out["embeddings"])
@@ -287,7 +282,7 @@ def run_row(args, name: str, size: int, panel: str, seed: int, done: set, tag: s
     scores = score(embeddings, graphs, mdata.obs, pre, seed, scib=not args.no_scib)
     records = []
     for m, vals in scores.items():
-        if m.startswith("scmamba_") and "scmamba" not in todo:
+        if m in ("scmamba_rna", f"scmamba_{kind}") and "scmamba" not in todo:
             continue
         records.append({**meta, "method": m, **vals, **extra.get(m, {})})
     return records
@@ -304,7 +299,18 @@ def table(path: Path) -> pd.DataFrame:
     return out.reset_index()
 
 
-ORDER = ["scmamba", "scmamba_rna", "scmamba_atac", "scmamba_protein", "rna_pca", "second", "wnn", "harmony", "peer"]
+ORDER = [
+    "scmamba",
+    "scmamba_rna",
+    "scmamba_atac",
+    "scmamba_protein",
+    "scmamba_no_block",
+    "rna_pca",
+    "second",
+    "wnn",
+    "harmony",
+    "peer",
+]
 
 
 def markdown(df: pd.DataFrame, tag: str) -> str:
@@ -335,7 +341,7 @@ def main(argv=None) -> None:
     p.add_argument("--sizes", default="500,1000,2500,0", help="cells per row (0: all)")
     p.add_argument("--panels", default="all,panel")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--methods", default=",".join(METHODS), help=f"also: {', '.join(EXTRA_METHODS)}")
     p.add_argument("--scmamba-kwargs", default="{}", help="JSON keyword arguments of SCMAMBA(...)")
     p.add_argument("--train-kwargs", default="{}", help="JSON keyword arguments of SCMAMBA.train(...)")
     p.add_argument("--tag", default="defaults", help="name of the SCMAMBA configuration in the records")

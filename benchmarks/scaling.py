@@ -21,9 +21,9 @@ the input's nnz and sparse size. Peak RSS should grow with the sparse input size
 
 Usage::
 
-    python benchmarks/scaling.py                                   # 1k, 10k, 100k cells; 36,601 genes, 150k peaks
-    python benchmarks/scaling.py --device cuda --cells 1000 10000 100000 200000
-    python benchmarks/scaling.py --quick --out /tmp/bench          # 1k and 2k cells, 2,000 genes, 5,000 peaks
+    python -m benchmarks.scaling                                   # 1k, 10k, 100k cells; 36,601 genes, 150k peaks
+    python -m benchmarks.scaling --device cuda --cells 1000 10000 100000 200000
+    python -m benchmarks.scaling --quick --out /tmp/bench          # 1k and 2k cells, 2,000 genes, 5,000 peaks
 
 Writes ``scaling.json`` / ``.csv`` / ``.png`` (``scaling_quick.*`` with ``--quick``) to ``--out`` (default
 ``benchmarks/results``) and prints a Markdown table last.
@@ -41,9 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from benchmarks.helpers.common import (
     RESULTS,
+    THREADS_HELP,
     default_threads,
     epoch_timer,
     machine_info,
@@ -54,136 +54,15 @@ from _common import (
     set_threads,
     to_jsonable,
 )
+from benchmarks.helpers.methods import multivi, scmamba
+from benchmarks.helpers.synthetic import DEFAULT_SOURCE, make_mudata, source_profiles, sparse_gb
 
-DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "snareseq_mouse_cortex_chen2019.h5mu"
 METHODS = ("scmamba", "multivi")
 #: Also accepted by ``--methods``: SCMAMBA with its PyTorch SSD path forced (``use_fused_kernels=False``), to
 #: compare with mamba-ssm's fused kernels on CUDA (``gpu_check.py``).
 EXTRA_METHODS = ("scmamba_torch",)
-#: Approximate GRCh38 chromosome lengths (Mb), used to place synthetic features along a genome.
-_AUTOSOMES_MB = [248, 242, 198, 190, 181, 171, 159, 145, 138, 134, 135, 133, 114, 107, 102, 90, 83, 80, 59, 64, 47, 51]
-CHROM_MB = {**{f"chr{i}": mb for i, mb in enumerate(_AUTOSOMES_MB, 1)}, "chrX": 156, "chrY": 57}
-CHUNK_CELLS = 5000
 #: ``check_val_every_n_epoch`` that never validates (``train_size=1.0`` leaves no validation cells).
 NO_VALIDATION = 10**9
-
-
-# --------------------------------------------------------------------------------------------------- data synthesis
-def source_profiles(path: Path, label_key: str = "cell_type") -> dict:
-    """Per-cell depths and per-cell-type feature profiles of the real data (RNA and ATAC)."""
-    import mudata as md
-
-    md.set_options(pull_on_update=False)
-    mdata = md.read_h5mu(path)
-    labels = mdata.obs[label_key].astype(str).to_numpy()
-    types, type_of_cell = np.unique(labels, return_inverse=True)
-    out = {"type_of_cell": type_of_cell, "batch": mdata.obs["batch"].astype(str).to_numpy(), "types": types}
-    for mod in ("rna", "atac"):
-        X = mdata.mod[mod].X.tocsr().astype(np.float64)
-        out[f"{mod}_depth"] = np.asarray(X.sum(axis=1)).ravel().astype(np.int64)
-        prof = np.zeros((len(types), X.shape[1]))
-        for t in range(len(types)):
-            prof[t] = np.asarray(X[type_of_cell == t].sum(axis=0)).ravel()
-        prof += 0.01 * prof.sum(axis=0, keepdims=True) / len(types)  # every type can hit every feature, rarely
-        out[f"{mod}_profile"] = prof
-    return out
-
-
-def widen(profile: np.ndarray, width: int, rng: np.random.Generator) -> np.ndarray:
-    """Tile (or subsample) per-type feature profiles ``(types, n_real)`` to ``width`` features; rows sum to 1.
-
-    Wider: whole copies of the real features, every copy after the first weighted by a log-normal factor
-    (sigma 0.5) shared across types. Narrower: a random subset of the real features.
-    """
-    n_real = profile.shape[1]
-    if width <= n_real:
-        idx, jitter = np.sort(rng.choice(n_real, width, replace=False)), np.ones(width)
-    else:
-        idx = np.tile(np.arange(n_real), -(-width // n_real))[:width]
-        jitter = np.where(np.arange(width) < n_real, 1.0, rng.lognormal(0.0, 0.5, width))
-    wide = profile[:, idx] * jitter
-    return wide / wide.sum(axis=1, keepdims=True)
-
-
-def sample_counts(depth: np.ndarray, types: np.ndarray, cdfs: np.ndarray, rng: np.random.Generator):
-    """CSR counts: cell ``i`` gets ``depth[i]`` draws from the feature distribution of its type (``cdfs[type]``)."""
-    from scipy import sparse
-
-    n, width = len(depth), cdfs.shape[1]
-    blocks = []
-    for start in range(0, n, CHUNK_CELLS):
-        stop = min(start + CHUNK_CELLS, n)
-        d, t = depth[start:stop], types[start:stop]
-        rows = np.repeat(np.arange(stop - start), d)
-        cols = np.empty(rows.size, dtype=np.int64)
-        draw_type = t[rows]
-        for ty in np.unique(t):
-            hit = draw_type == ty
-            cols[hit] = np.searchsorted(cdfs[ty], rng.random(int(hit.sum())), side="right")
-        np.minimum(cols, width - 1, out=cols)
-        block = sparse.csr_matrix(
-            (np.ones(rows.size, dtype=np.float32), (rows, cols)), shape=(stop - start, width), dtype=np.float32
-        )
-        block.sum_duplicates()
-        blocks.append(block)
-    return sparse.vstack(blocks, format="csr", dtype=np.float32)
-
-
-def genome_var(n: int, kind: str, rng: np.random.Generator):
-    """``var`` of ``n`` synthetic genes or peaks spread over a human-like genome, in genomic order."""
-    import pandas as pd
-
-    chroms = list(CHROM_MB)
-    share = np.array([CHROM_MB[c] for c in chroms], dtype=float)
-    counts = rng.multinomial(n, share / share.sum())
-    chrom, start = [], []
-    for c, k in zip(chroms, counts, strict=True):
-        chrom += [c] * k
-        start.append(np.sort(rng.choice(CHROM_MB[c] * 1_000_000 - 10_000, k, replace=False)))
-    start = np.concatenate(start).astype(np.int64)
-    width = 500 if kind == "peak" else 20_000
-    end = start + width
-    if kind == "peak":
-        names = [f"{c}:{s}-{e}" for c, s, e in zip(chrom, start, end, strict=True)]
-    else:
-        names = [f"GENE{i:05d}" for i in range(n)]
-    return pd.DataFrame({"chrom": chrom, "start": start, "end": end}, index=pd.Index(names))
-
-
-def make_mudata(
-    n_cells: int, n_genes: int, n_peaks: int, prof: dict, seed: int, depth_scale: float | dict[str, float] = 1.0
-):
-    """A synthetic paired RNA+ATAC MuData of ``n_cells`` cells resampled from the real profiles.
-
-    ``depth_scale`` multiplies every drawn cell's RNA library size and ATAC fragment count (1: as measured); a
-    dict ``{"rna": ..., "atac": ...}`` scales each modality on its own.
-    """
-    import anndata as ad
-    import mudata as md
-    import pandas as pd
-
-    rng = np.random.default_rng(seed)
-    real = rng.integers(0, len(prof["type_of_cell"]), n_cells)
-    types = prof["type_of_cell"][real]
-    obs = pd.DataFrame(
-        {"cell_type": pd.Categorical(prof["types"][types]), "batch": pd.Categorical(prof["batch"][real])},
-        index=pd.Index([f"cell{i}" for i in range(n_cells)]),
-    )
-    mods = {}
-    for mod, width, kind in (("rna", n_genes, "gene"), ("atac", n_peaks, "peak")):
-        cdfs = np.cumsum(widen(prof[f"{mod}_profile"], width, rng), axis=1)
-        scale = depth_scale[mod] if isinstance(depth_scale, dict) else depth_scale
-        depth = np.round(prof[f"{mod}_depth"][real] * scale).astype(np.int64)
-        X = sample_counts(depth, types, cdfs, rng)
-        mods[mod] = ad.AnnData(X=X, obs=obs.copy(), var=genome_var(width, kind, rng))
-    mdata = md.MuData(mods)
-    mdata.obs = obs.copy()
-    return mdata
-
-
-def sparse_gb(X) -> float:
-    """Size of a CSR matrix (data + indices + indptr) in GiB."""
-    return (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 1024**3
 
 
 # --------------------------------------------------------------------------------------------------- child
@@ -204,19 +83,13 @@ def child(args) -> dict:
     timer = epoch_timer()
     t0 = time.perf_counter()
     if args.child in ("scmamba", "scmamba_torch"):
-        from scmamba import SCMAMBA
-
-        SCMAMBA.setup_mudata(mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"})
         kwargs = json.loads(args.scmamba_kwargs)
         if args.child == "scmamba_torch":
             kwargs["use_fused_kernels"] = False
-        model = SCMAMBA(mdata, **kwargs)
+        model = scmamba(mdata, "atac", "atac", **kwargs)
         train_kw = {}
     else:
-        scvi.model.MULTIVI.setup_mudata(
-            mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac", "batch_key": "rna"}
-        )
-        model = scvi.model.MULTIVI(mdata, n_genes=mdata.mod["rna"].n_vars, n_regions=mdata.mod["atac"].n_vars)
+        model = multivi(mdata, "atac")
         train_kw = {"early_stopping": False}
     setup_s = time.perf_counter() - t0
     if args.device == "cuda":
@@ -361,12 +234,7 @@ def parse_args(argv=None):
     p.add_argument("--scmamba-kwargs", default=None, help="JSON of SCMAMBA init keywords (default config if omitted)")
     p.add_argument("--source", default=str(DEFAULT_SOURCE), help="real paired RNA+ATAC .h5mu to resample")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=default_threads(),
-        help="threads per method process (torch, OpenMP, BLAS, numba); default $BENCH_THREADS or 1",
-    )
+    p.add_argument("--threads", type=int, default=default_threads(), help=THREADS_HELP)
     p.add_argument("--timeout", type=float, default=3600, help="seconds per method and size")
     p.add_argument("--workdir", default=None, help="where the synthetic .h5mu files go (default a temp folder)")
     p.add_argument("--out", default=None, help="output folder (default benchmarks/results)")
@@ -427,7 +295,8 @@ def main(argv=None):
             for method in args.methods:
                 cmd = [
                     sys.executable,
-                    __file__,
+                    "-m",
+                    "benchmarks.scaling",
                     "--child",
                     method,
                     "--child-file",

@@ -17,8 +17,8 @@ forward. The backward pass is the hand-written one of ``scmamba.nn._ssd_function
 
 Usage::
 
-    python benchmarks/ssd_throughput.py                 # 1 thread
-    python benchmarks/ssd_throughput.py --threads 2 --batch 64
+    python -m benchmarks.ssd_throughput                 # 1 thread
+    python -m benchmarks.ssd_throughput --threads 2 --batch 64
 
 Writes ``ssd_throughput.json`` into ``--out`` (default ``benchmarks/results``) and prints Markdown tables.
 """
@@ -28,12 +28,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, default_threads, machine_info, markdown_table, to_jsonable
+from benchmarks.helpers.common import RESULTS, default_threads, machine_info, markdown_table, to_jsonable
 
 
 def _time(fn, repeats: int, warmup: int = 1) -> float:
@@ -115,17 +113,16 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
     """Forward+backward time of each encoder part, at the shapes of one training step on all features."""
     import numpy as np
     import torch
-    from scaling import DEFAULT_SOURCE, make_mudata, source_profiles
 
-    from scmamba import SCMAMBA
+    from benchmarks.helpers.methods import scmamba
+    from benchmarks.helpers.synthetic import DEFAULT_SOURCE, make_mudata, source_profiles
     from scmamba.nn import SparseRows, encode_values
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
     # a real SCMAMBA at the package defaults, built on a few synthetic cells of the requested width
     mdata = make_mudata(16, n_genes, n_peaks, source_profiles(Path(DEFAULT_SOURCE)), 0)
-    SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
-    module = SCMAMBA(mdata).module
+    module = scmamba(mdata, "atac", "atac", batch_key=None).module
     module.train()
 
     def counts(n_features: int, nnz: int) -> torch.Tensor:

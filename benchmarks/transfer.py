@@ -23,9 +23,9 @@ single-modality queries).
 
 Usage::
 
-    python benchmarks/transfer.py --data ../shared/data/abseq_bonemarrow_triana2021.h5mu
-    python benchmarks/transfer.py --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
-    python benchmarks/transfer.py --data ... --quick --out /tmp/transfer    # smoke run (small, few epochs)
+    python -m benchmarks.transfer --data ../shared/data/abseq_bonemarrow_triana2021.h5mu
+    python -m benchmarks.transfer --data ../shared/data/snareseq_mouse_cortex_chen2019.h5mu
+    python -m benchmarks.transfer --data ... --quick --out /tmp/transfer    # smoke run (small, few epochs)
 
 Writes ``transfer_<data>.json`` / ``.csv`` into ``--out`` (default ``benchmarks/results/``) and prints a Markdown
 table last.
@@ -39,45 +39,23 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (
+from benchmarks.helpers.common import (
     RESULTS,
     default_threads,
-    fit_multivi,
-    fit_totalvi,
     machine_info,
     markdown_table,
     other_modality,
     peak_rss_gb,
     run_child,
     set_threads,
+    split_reference_query,
     to_jsonable,
 )
+from benchmarks.helpers.methods import fit_multivi, fit_totalvi, scmamba
 
 # SCMAMBA: the model's own default ``max_epochs`` (50); ``reference_cv.py`` checks it on the reference alone
 DEFAULT_EPOCHS = {"scmamba": 50, "totalvi": 100, "multivi": 30}
 QUICK_EPOCHS = {"scmamba": 2, "totalvi": 5, "multivi": 2}
-
-
-def split_reference_query(mdata, quick: bool = False, seed: int = 0):
-    """Reference and query MuData by donor (Abseq: young vs aged) or library (SNARE-seq: 8 vs 4)."""
-    batches = sorted(mdata.obs["batch"].astype(str).unique())
-    young = [b for b in batches if b.startswith("BM")]
-    if young:
-        ref_batches = young
-        protocol = "reference BM1-BM3 (young) -> query Aged1-Aged3"
-    else:
-        ref_batches = batches[:8]
-        protocol = f"reference libraries {', '.join(batches[:8])} -> query {', '.join(batches[8:])}"
-    in_ref = mdata.obs["batch"].astype(str).isin(ref_batches).values
-    ref_idx, query_idx = np.flatnonzero(in_ref), np.flatnonzero(~in_ref)
-    if quick:  # a few hundred cells each
-        rng = np.random.default_rng(seed)
-        ref_idx = np.sort(rng.choice(ref_idx, min(600, ref_idx.size), replace=False))
-        query_idx = np.sort(rng.choice(query_idx, min(300, query_idx.size), replace=False))
-    return mdata[ref_idx].copy(), mdata[query_idx].copy(), protocol
 
 
 def _scores(ref_z, ref_labels, query_z, query_labels) -> list[dict]:
@@ -116,9 +94,8 @@ def run_method(method: str, data: str, epochs: int, quick: bool, seed: int, scma
     if method == "scmamba":
         from scmamba import SCMAMBA
 
-        SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", f"{kind}_layer": other})
         kwargs = {**(SCMAMBA.small_config() if quick else {}), **scmamba_kwargs}
-        model = SCMAMBA(ref, **kwargs)
+        model = scmamba(ref, other, kind, **kwargs)
         model.train(max_epochs=epochs, enable_progress_bar=False)
         train_s = time.perf_counter() - t0
         z_ref = {m: model.get_latent_representation(modality=m) for m in ("joint", "rna", kind)}
@@ -215,8 +192,9 @@ def main(argv=None):
     methods = args.methods or ["scmamba", "totalvi" if kind == "protein" else "multivi"]
     records, rows = [], []
     for method in methods:
-        cmd = [sys.executable, __file__, "--data", args.data, "--child", method, "--seed", str(args.seed),
-               "--epochs", json.dumps(epochs), "--scmamba-kwargs", json.dumps(args.scmamba_kwargs)]  # fmt: skip
+        cmd = [sys.executable, "-m", "benchmarks.transfer", "--data", args.data, "--child", method,
+               "--seed", str(args.seed), "--epochs", json.dumps(epochs),
+               "--scmamba-kwargs", json.dumps(args.scmamba_kwargs)]  # fmt: skip
         if args.quick:
             cmd.append("--quick")
         rec = run_child(cmd, args.timeout, method, threads=args.threads)

@@ -8,6 +8,9 @@ script (``tutorials/NN_name.py``, jupytext percent format), code and text withou
 ``docs/tutorials/`` at the start of each build (the copies are not tracked). ``SCMAMBA_TUTORIALS_DIR`` takes them
 from another folder.
 
+Results: ``results.md`` is written at the start of each build from the result files in ``benchmarks/results/`` by
+``benchmarks/report.py`` (not tracked; ``python -m benchmarks.report`` prints the same page).
+
 ``SCMAMBA_DOCS_INTERSPHINX=1`` links to the Python, scvi-tools, AnnData and MuData docs; it needs internet access to
 fetch their inventories, so it is off by default (an unreachable inventory is a build warning).
 """
@@ -21,6 +24,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / "_ext"))
+sys.path.insert(0, str(DOCS.parent))  # the repository root, for benchmarks.report
 
 
 def _collect_tutorials(source: Path, dest: Path) -> None:
@@ -34,6 +38,10 @@ def _collect_tutorials(source: Path, dest: Path) -> None:
 
 
 _collect_tutorials(Path(os.environ.get("SCMAMBA_TUTORIALS_DIR", DOCS.parent / "tutorials")), DOCS / "tutorials")
+
+from benchmarks.report import page as _results_page  # noqa: E402 (needs the repository root on sys.path)
+
+(DOCS / "results.md").write_text(_results_page())
 
 project = "scmamba"
 author = "scmamba developers"

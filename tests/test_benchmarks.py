@@ -1,13 +1,16 @@
 """Smoke tests of the benchmark scripts in their ``--quick`` modes on the real data sets.
 
-Each script runs as a subprocess (as a user would run it) and writes to ``tmp_path``; the tests check that the
-JSON / CSV / PNG outputs exist, hold every method and metric column, and that the values lie in valid ranges.
+Each script runs as a subprocess, as a user runs it from the repository root (``python -m benchmarks.<script>``;
+here the root is put on ``PYTHONPATH`` so that the subprocess can run in ``tmp_path``), and writes to ``tmp_path``;
+the tests check that the JSON / CSV / PNG outputs exist, hold every method and metric column, and that the values
+lie in valid ranges.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +20,6 @@ import pytest
 from conftest import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCH = ROOT / "benchmarks"
 
 DATASETS = {
     "abseq": ("abseq_bonemarrow_triana2021.h5mu", ["scmamba", "totalvi", "pca_lsi_harmony", "wnn"]),
@@ -33,12 +35,15 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _run(script: str, args: list[str], cwd: Path, timeout: int) -> str:
+    """``python -m benchmarks.<script stem> ARGS`` in ``cwd``; returns its stdout."""
+    pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     proc = subprocess.run(
-        [sys.executable, str(BENCH / script), *args],
+        [sys.executable, "-m", f"benchmarks.{Path(script).stem}", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         cwd=cwd,  # any stray logs of the trainers land in tmp_path, not in the checkout
+        env={**os.environ, "PYTHONPATH": pythonpath},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return proc.stdout
@@ -291,9 +296,8 @@ def test_compile_check_quick(tmp_path):
 
 
 def test_type_oracle_foscttm_matches_a_simulated_type_oracle():
-    sys.path.insert(0, str(BENCH))
     import numpy as np
-    from ceiling import type_oracle_foscttm
+    from benchmarks.ceiling import type_oracle_foscttm
 
     from scmamba.metrics import foscttm
 
@@ -306,8 +310,7 @@ def test_type_oracle_foscttm_matches_a_simulated_type_oracle():
 
 
 def test_gene_peak_graph_links_gene_body_and_strand_aware_promoter():
-    sys.path.insert(0, str(BENCH))
-    from mosaic import _gene_peak_graph
+    from benchmarks.mosaic import _gene_peak_graph
 
     genes = pd.DataFrame(
         {"chrom": ["chr1", "chr1", "chr2"], "start": [10_000, 50_000, 10_000], "end": [20_000, 60_000, 20_000],
@@ -357,9 +360,7 @@ def test_ceiling_quick(tmp_path, tiny_ablation):
     }
     import mudata as md
     import numpy as np
-
-    sys.path.insert(0, str(BENCH))
-    from _common import holdout_split
+    from benchmarks.helpers.common import holdout_split
 
     labels = md.read_h5mu(DEMO)["rna"].obs["cell_type"].astype(str).to_numpy()[holdout_split(2500, 0)[1]]
     types, counts = np.unique(labels, return_counts=True)
@@ -379,9 +380,8 @@ def test_ceiling_quick(tmp_path, tiny_ablation):
 
 
 def test_foscttm_within_weights_each_batch_by_its_cells():
-    sys.path.insert(0, str(BENCH))
     import numpy as np
-    from _common import foscttm_within
+    from benchmarks.helpers.common import foscttm_within
 
     from scmamba.metrics import foscttm
 
@@ -439,7 +439,8 @@ def test_match_scaling_quick(tmp_path):
 
 
 def test_regime_quick(tmp_path):
-    """One row of the regime table: a 300-cell Abseq panel (100 genes), tiny SCMAMBA, every classic method."""
+    """One row of the regime table: a 300-cell Abseq panel (100 genes), tiny SCMAMBA with and without its blocks,
+    every classic method."""
     shared_file("abseq_bonemarrow_triana2021.h5mu")
     out = tmp_path / "regime.jsonl"
     from scmamba import SCMAMBA
@@ -447,13 +448,15 @@ def test_regime_quick(tmp_path):
     config = json.dumps({**SCMAMBA.small_config(), "linear_view": 10})
     args = [
         "--sets", "abseq", "--sizes", "300", "--panels", "panel", "--seeds", "0",
-        "--methods", "scmamba,rna_pca,second,wnn,harmony", "--scmamba-kwargs", config,
+        "--methods", "scmamba,scmamba_no_block,rna_pca,second,wnn,harmony", "--scmamba-kwargs", config,
         "--train-kwargs", '{"max_epochs": 2}', "--out", str(out),
     ]  # fmt: skip
     _run("regime.py", args, tmp_path, timeout=1200)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     methods = {r["method"] for r in rows}
-    assert methods == {"scmamba", "scmamba_rna", "scmamba_protein", "rna_pca", "second", "wnn", "harmony"}
+    assert methods == {
+        "scmamba", "scmamba_rna", "scmamba_protein", "scmamba_no_block", "rna_pca", "second", "wnn", "harmony"
+    }  # fmt: skip
     for r in rows:
         assert r["n_cells"] == 300 and r["n_genes"] == 100 and r["n_other"] == 97 and r["n_batches"] > 1
         assert 0.0 <= r["nmi"] <= 1.0 and -1.0 <= r["ari"] <= 1.0

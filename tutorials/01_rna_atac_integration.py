@@ -33,6 +33,9 @@ if QUICK:
     mdata = mdata[:600].copy()
 mdata
 
+# %% active="py"
+print(mdata)
+
 # %% [markdown]
 # ## Set up and train
 # `setup_mudata` checks the data (paired cells, raw counts, coordinates) and puts genes and peaks in genomic
@@ -43,6 +46,9 @@ mdata
 SCMAMBA.setup_mudata(mdata, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": "atac"})
 model = SCMAMBA(mdata, **(SCMAMBA.small_config() if QUICK else {}))
 model
+
+# %% active="py"
+print(model)
 
 # %%
 model.train(max_epochs=2 if QUICK else 20, enable_progress_bar=not QUICK)
@@ -68,6 +74,9 @@ sc.tl.umap(mdata)
 sc.tl.leiden(mdata, resolution=1.0, flavor="igraph", n_iterations=2, directed=False)
 sc.pl.umap(mdata, color=["cell_type", "leiden", "batch"], ncols=1, show=not QUICK)
 
+# %% active="py"
+print(f"{mdata.obs['leiden'].nunique()} Leiden clusters of {mdata.n_obs} cells")
+
 # %% [markdown]
 # Both layers in one UMAP: RNA and ATAC profiles of the same cell type should overlap.
 
@@ -83,6 +92,9 @@ fig = scmamba.pl.umap_modalities(z_rna, z_atac, mdata.obs["cell_type"].values, m
 report = scmamba.metrics.integration_report(z_rna, z_atac, mdata.obs["cell_type"].values, quick=QUICK)
 {k: round(v, 3) if isinstance(v, float) else v for k, v in report.items()}
 
+# %% active="py"
+print("\n".join(f"{k}: {round(v, 3) if isinstance(v, float) else v}" for k, v in report.items()))
+
 # %% [markdown]
 # ## Save and reload
 # The saved model keeps the genomic order of the features, so it reorders new data identically.
@@ -90,3 +102,12 @@ report = scmamba.metrics.integration_report(z_rna, z_atac, mdata.obs["cell_type"
 # %%
 model.save("scmamba_snareseq_model", overwrite=True)
 model = SCMAMBA.load("scmamba_snareseq_model", mdata)
+
+# %% active="py"
+# Run as a script, where nothing shows the figures: save each one in the working folder.
+import matplotlib.pyplot as plt
+
+stem = os.path.splitext(os.path.basename(__file__))[0]
+for i, num in enumerate(plt.get_fignums(), 1):
+    plt.figure(num).savefig(f"{stem}_fig{i}.png", bbox_inches="tight")
+print(f"{len(plt.get_fignums())} figures saved as {stem}_fig<N>.png")

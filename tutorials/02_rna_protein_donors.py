@@ -28,6 +28,9 @@ if QUICK:
     mdata = mdata[np.sort(np.random.default_rng(0).choice(mdata.n_obs, 800, replace=False))].copy()
 mdata.obs.groupby("batch", observed=True).size()
 
+# %% active="py"
+print(mdata.obs.groupby("batch", observed=True).size())
+
 # %% [markdown]
 # Proteins have no genomic position; they keep their order and are read 8 per token.
 
@@ -58,3 +61,15 @@ report = scmamba.metrics.integration_report(
     z_rna, z_prot, mdata.obs["cell_type"].values, bio_embedding=mdata.obsm["X_scmamba"], quick=QUICK
 )
 {k: round(v, 3) if isinstance(v, float) else v for k, v in report.items()}
+
+# %% active="py"
+print("\n".join(f"{k}: {round(v, 3) if isinstance(v, float) else v}" for k, v in report.items()))
+
+# %% active="py"
+# Run as a script, where nothing shows the figures: save each one in the working folder.
+import matplotlib.pyplot as plt
+
+stem = os.path.splitext(os.path.basename(__file__))[0]
+for i, num in enumerate(plt.get_fignums(), 1):
+    plt.figure(num).savefig(f"{stem}_fig{i}.png", bbox_inches="tight")
+print(f"{len(plt.get_fignums())} figures saved as {stem}_fig<N>.png")

@@ -84,3 +84,15 @@ fig = scmamba.pl.confusion_matrix(truth, query.obs["knn_X_scmamba_cell_type"].va
 
 # %%
 query.obs["knn_X_scmamba_cell_type_filtered"].value_counts()
+
+# %% active="py"
+print(query.obs["knn_X_scmamba_cell_type_filtered"].value_counts())
+
+# %% active="py"
+# Run as a script, where nothing shows the figures: save each one in the working folder.
+import matplotlib.pyplot as plt
+
+stem = os.path.splitext(os.path.basename(__file__))[0]
+for i, num in enumerate(plt.get_fignums(), 1):
+    plt.figure(num).savefig(f"{stem}_fig{i}.png", bbox_inches="tight")
+print(f"{len(plt.get_fignums())} figures saved as {stem}_fig<N>.png")

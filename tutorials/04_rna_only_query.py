@@ -85,3 +85,12 @@ both = ad.AnnData(
 sc.pp.neighbors(both, use_rep="X_scmamba")
 sc.tl.umap(both)
 sc.pl.umap(both, color=["set", "cell_type"], ncols=1, show=not QUICK)
+
+# %% active="py"
+# Run as a script, where nothing shows the figures: save each one in the working folder.
+import matplotlib.pyplot as plt
+
+stem = os.path.splitext(os.path.basename(__file__))[0]
+for i, num in enumerate(plt.get_fignums(), 1):
+    plt.figure(num).savefig(f"{stem}_fig{i}.png", bbox_inches="tight")
+print(f"{len(plt.get_fignums())} figures saved as {stem}_fig<N>.png")

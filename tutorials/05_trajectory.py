@@ -34,6 +34,9 @@ lineage.obsm["X_scmamba"] = model.get_latent_representation(lineage)
 dpt = scmamba.tl.pseudotime(lineage, root_key="cell_type", root_value="HSCs & MPPs")
 lineage.obs.groupby("cell_type", observed=True)["scmamba_pseudotime"].median().loc[LINEAGE]
 
+# %% active="py"
+print(lineage.obs.groupby("cell_type", observed=True)["scmamba_pseudotime"].median().loc[LINEAGE])
+
 # %% [markdown]
 # Pseudotime should rise from stem cells through developing to mature B cells.
 
@@ -52,3 +55,15 @@ root = int(np.flatnonzero(lineage.obs["cell_type"].values == "HSCs & MPPs")[0])
 z_rna = model.get_latent_representation(lineage, modality="rna")
 z_prot = model.get_latent_representation(lineage, modality="protein")
 scmamba.tl.modality_pseudotime_consistency(z_rna, z_prot, root_index=root)
+
+# %% active="py"
+print(scmamba.tl.modality_pseudotime_consistency(z_rna, z_prot, root_index=root))
+
+# %% active="py"
+# Run as a script, where nothing shows the figures: save each one in the working folder.
+import matplotlib.pyplot as plt
+
+stem = os.path.splitext(os.path.basename(__file__))[0]
+for i, num in enumerate(plt.get_fignums(), 1):
+    plt.figure(num).savefig(f"{stem}_fig{i}.png", bbox_inches="tight")
+print(f"{len(plt.get_fignums())} figures saved as {stem}_fig<N>.png")

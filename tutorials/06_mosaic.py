@@ -37,6 +37,9 @@ mdata = mdata[paired.obs_names].copy()  # keep the original cell order
 mdata.obs = paired.obs[["cell_type", "batch"]].copy()  # cell-level columns for every cell, measured in either
 mdata
 
+# %% active="py"
+print(mdata)
+
 # %% [markdown]
 # ## Set up and train on the mosaic
 # `setup_mudata` reports the mosaic (at INFO level and in the model's summary). The batch column must cover every
@@ -59,6 +62,9 @@ mdata.obsm["X_scmamba"] = model.get_latent_representation()
 mdata.obs["scmamba_layers"] = model.get_latent_layers()
 mdata.obs["scmamba_layers"].value_counts()
 
+# %% active="py"
+print(mdata.obs["scmamba_layers"].value_counts())
+
 # %% [markdown]
 # ## Match ATAC-only cells to RNA-only cells
 # For every ATAC-only cell, its 15 most similar RNA-only cells (cosine similarity, computed block by block: a
@@ -69,6 +75,9 @@ mdata.obs["scmamba_layers"].value_counts()
 rna_only, atac_only = (mdata.obs["scmamba_layers"] == "rna").values, (mdata.obs["scmamba_layers"] == "atac").values
 matches = scmamba.tl.match_cells(mdata[atac_only], mdata[rna_only], k=15, ref_labels="cell_type")
 matches.to_frame().head()
+
+# %% active="py"
+print(matches.to_frame().head())
 
 # %%
 true_type = mdata.obs["cell_type"][atac_only].astype(str).values
@@ -106,3 +115,12 @@ cells = ad.AnnData(obs=mdata.obs[["cell_type", "scmamba_layers"]].copy(), obsm={
 sc.pp.neighbors(cells, use_rep="X_scmamba")
 sc.tl.umap(cells)
 sc.pl.umap(cells, color=["cell_type", "scmamba_layers"], ncols=1, show=not QUICK)
+
+# %% active="py"
+# Run as a script, where nothing shows the figures: save each one in the working folder.
+import matplotlib.pyplot as plt
+
+stem = os.path.splitext(os.path.basename(__file__))[0]
+for i, num in enumerate(plt.get_fignums(), 1):
+    plt.figure(num).savefig(f"{stem}_fig{i}.png", bbox_inches="tight")
+print(f"{len(plt.get_fignums())} figures saved as {stem}_fig<N>.png")

@@ -37,7 +37,9 @@ def test_docs_build_and_render_an_executed_tutorial(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-4000:])
     pages = {p.relative_to(out).as_posix() for p in out.rglob("*.html")}
-    assert {"index.html", "api.html", "tutorials/index.html"} <= pages
+    assert {"index.html", "guide.html", "results.html", "api.html", "tutorials/index.html"} <= pages
+    results = (out / "results.html").read_text()  # written from benchmarks/results/ by benchmarks/report.py
+    assert results.count("<table") >= 5 and "regime" in results and "results.html" in (out / "index.html").read_text()
     assert {f"tutorials/{s.stem}.html" for s in SCRIPTS} <= pages  # every tutorial script is a page
     executed = (out / "tutorials" / f"{SCRIPTS[0].stem}.html").read_text()
     assert 'class="output stream' in executed and "_images/" in executed  # printed text and figures are shown

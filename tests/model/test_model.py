@@ -26,7 +26,7 @@ def test_training_aligns_modalities_better_than_random(trained):
     assert foscttm(z_rna, z_atac) < 0.25
     # Held-out cells of this 2,000-cell demo subset are NOT yet aligned by the default architecture (FOSCTTM
     # about 0.45-0.49: the encoders memorise the very sparse training pairs); held-out alignment is asserted on
-    # the Abseq RNA+protein set below, and tracked on the full SNARE-seq set in benchmarks/holdout.py.
+    # the Abseq RNA+protein set below, and tracked on the full SNARE-seq set in benchmarks/integration.py.
     z_q = model.get_latent_representation(query, modality="atac")
     assert z_q.shape == (query.n_obs, 16) and np.isfinite(z_q).all()
 

@@ -101,6 +101,13 @@ class SCMAMBA(ArchesMixin, UnsupervisedTrainingMixin, BaseModelClass):
     scvi-tools (not one of the other single-cell models named scMamba); :meth:`paper_config` gives that paper's
     sizes and choices, and the defaults differ where ``benchmarks/`` measured better.
 
+    What the Mamba2 blocks add is small next to the per-region tokens, the flattened head and the reconstruction
+    term. On the shipped demo (2,500 SNARE-seq cells, 20 epochs, seed 0; ``benchmarks/design.py``) the joint
+    embedding's Leiden ARI / NMI was 0.466 / 0.524 with ``n_layers=0`` (no block: tokens straight into the head),
+    0.457 / 0.493 with one randomly initialised block and 0.482 / 0.541 with one block that starts as the identity
+    (the construction used here), with FOSCTTM 0.014-0.015 in all three; one seed, and ARI varies by about 0.03
+    across seeds. ``n_layers=0`` is kept as a baseline (``python -m benchmarks.regime --methods scmamba_no_block``).
+
     Parameters
     ----------
     mdata

@@ -1,9 +1,9 @@
-"""Helpers shared by the benchmark scripts: data loading, memory and time probes, child processes, tables, and the
-classic baselines (per-layer PCA/LSI reductions, muon WNN) of ``integration.py`` and ``allcells.py``.
+"""Helpers shared by the benchmark scripts: paths, data loading and splits, memory and time probes, threads, child
+processes and tables.
 
-Every benchmarked method runs in its own Python subprocess (as in ``holdout.py``) so that the peak resident set
-size (RSS) measured there is that method's own. A child prints its result as JSON on the last line of stdout;
-:func:`run_child` parses it.
+Every benchmarked method runs in its own Python subprocess (``run_child``) so that the peak resident set size
+(RSS) measured there is that method's own. A child prints its result as JSON on the last line of stdout;
+:func:`run_child` parses it. The methods themselves are in :mod:`benchmarks.helpers.methods`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
-N_COMPS = 50  # components of the per-layer PCA / LSI reductions
+#: The repository root; the scripts run from there as ``python -m benchmarks.<script>``.
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+#: The real data sets (``../shared/data`` beside the checkout).
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 def other_modality(mdata) -> tuple[str, str]:
@@ -119,6 +122,7 @@ def window_peak_rss_gb(reset_ok: bool) -> float:
 #: whose cores are shared with other work, multi-threaded torch/OpenMP stalls badly (2 threads ran up to 20x
 #: slower than 1 on a busy 2-core machine); on a dedicated machine pass ``--threads`` with the free cores.
 DEFAULT_THREADS = 1
+THREADS_HELP = "threads per method process (torch, OpenMP, BLAS, numba); default $BENCH_THREADS or 1"
 _THREAD_VARS = ("BENCH_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -329,39 +333,7 @@ def to_jsonable(obj):
     return obj
 
 
-def fit_totalvi(ref, other: str, epochs: int, *also_dense):
-    """scvi-tools TOTALVI with defaults on ``ref`` (protein modality ``other``), trained for ``epochs``.
-
-    TOTALVI needs dense protein counts: the protein matrix of ``ref`` and of every MuData in ``also_dense`` (query
-    sets) is densified in place.
-    """
-    import numpy as np
-    import scvi
-
-    for m in (ref, *also_dense):
-        X = m.mod[other].X
-        m.mod[other].X = np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float32)
-    scvi.model.TOTALVI.setup_mudata(
-        ref, batch_key="batch", modalities={"rna_layer": "rna", "protein_layer": other, "batch_key": "rna"}
-    )
-    model = scvi.model.TOTALVI(ref)
-    model.train(max_epochs=epochs, enable_progress_bar=False)
-    return model
-
-
-def fit_multivi(ref, other: str, epochs: int):
-    """scvi-tools MULTIVI with defaults on all genes and peaks of ``ref`` (ATAC modality ``other``)."""
-    import scvi
-
-    scvi.model.MULTIVI.setup_mudata(
-        ref, batch_key="batch", modalities={"rna_layer": "rna", "atac_layer": other, "batch_key": "rna"}
-    )
-    model = scvi.model.MULTIVI(ref, n_genes=ref["rna"].n_vars, n_regions=ref[other].n_vars)
-    model.train(max_epochs=epochs, enable_progress_bar=False)
-    return model
-
-
-# --------------------------------------------------------------------------------------------------- methods
+# --------------------------------------------------------------------------------------------------- timing
 class Sections:
     """Wall time and peak RSS of the training and the embedding steps of one method (may alternate).
 
@@ -394,91 +366,20 @@ class Sections:
         self.rec["peak_rss_embed_is_window"] = reset_ok
 
 
-def lognorm(X):
-    """scanpy ``normalize_total`` (1e4) + ``log1p`` of a count matrix (no fitted state, so train and test are alike)."""
-    import anndata as ad
-    import scanpy as sc
-    from scipy import sparse
-
-    adata = ad.AnnData(sparse.csr_matrix(X, dtype=np.float32))
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    return adata.X
-
-
-class LayerReducer:
-    """Per-layer reductions fitted on training cells: PCA of log-normalised RNA, ATAC LSI, PCA of CLR protein."""
-
-    def __init__(self, kind: str, n_comps: int = N_COMPS, seed: int = 0):
-        self.kind, self.n_comps, self.seed = kind, n_comps, seed
-
-    def _rna(self, X):
-        return lognorm(X)
-
-    def _tfidf(self, X):
-        from scipy import sparse
-
-        X = sparse.csr_matrix(X, dtype=np.float32)
-        X.data = np.ones_like(X.data)  # binarise
-        tf = sparse.diags(1.0 / np.maximum(np.asarray(X.sum(axis=1)).ravel(), 1)) @ X
-        tfidf = tf @ sparse.diags(self.idf_)
-        tfidf.data = np.log1p(tfidf.data * 1e4)
-        return tfidf
-
-    def _clr(self, X):
-        X = np.log1p(np.asarray(X.toarray() if hasattr(X, "toarray") else X, dtype=np.float64))
-        return X - X.mean(axis=1, keepdims=True)
-
-    def fit_transform(self, X_rna, X_oth) -> tuple[np.ndarray, np.ndarray]:
-        """Fit the reductions on training cells; return their RNA and other-layer embeddings."""
-        from sklearn.decomposition import PCA, TruncatedSVD
-
-        R = self._rna(X_rna)
-        self.pca_rna = PCA(min(self.n_comps, min(R.shape) - 1), svd_solver="arpack", random_state=self.seed)
-        z_rna = self.pca_rna.fit_transform(R)
-        if self.kind == "atac":
-            doc_freq = np.asarray((X_oth > 0).sum(axis=0)).ravel()
-            self.idf_ = (X_oth.shape[0] / (1.0 + doc_freq)).astype(np.float32)
-            T = self._tfidf(X_oth)
-            self.svd = TruncatedSVD(min(self.n_comps + 1, min(T.shape) - 1), random_state=self.seed)
-            z_oth = self.svd.fit_transform(T)[:, 1:]  # first LSI component tracks sequencing depth
-        else:
-            C = self._clr(X_oth)
-            self.pca_oth = PCA(min(self.n_comps, min(C.shape) - 1), random_state=self.seed)
-            z_oth = self.pca_oth.fit_transform(C)
-        return z_rna, z_oth
-
-    def transform(self, X_rna, X_oth) -> tuple[np.ndarray, np.ndarray]:
-        """Project new cells with the fitted reductions."""
-        z_rna = self.pca_rna.transform(self._rna(X_rna))
-        if self.kind == "atac":
-            z_oth = self.svd.transform(self._tfidf(X_oth))[:, 1:]
-        else:
-            z_oth = self.pca_oth.transform(self._clr(X_oth))
-        return z_rna, z_oth
-
-
-def wnn_mdata(z_rna: np.ndarray, z_oth: np.ndarray, kind: str, seed: int):
-    """muon WNN of one cell set from its two layers' representations; the MuData holds ``obsp['wnn_*']``."""
-    import anndata as ad
-    import muon as mu
-    import pandas as pd
-    import scanpy as sc
-
-    obs = pd.DataFrame(index=[f"c{i}" for i in range(len(z_rna))])
-    mods = {}
-    for name, z, rep in (("rna", z_rna, "X_pca"), (kind, z_oth, "X_lsi" if kind == "atac" else "X_pca")):
-        a = ad.AnnData(X=np.ascontiguousarray(z, dtype=np.float32), obs=obs.copy())
-        a.obsm[rep] = a.X
-        sc.pp.neighbors(a, use_rep=rep, random_state=seed)
-        mods[name] = a
-    mdata = mu.MuData(mods)
-    n = len(z_rna)  # muon's defaults (200 candidate / 20 bandwidth neighbours) need more cells than a quick run has
-    mu.pp.neighbors(
-        mdata,
-        key_added="wnn",
-        n_multineighbors=min(200, n - 2),
-        n_bandwidth_neighbors=min(20, n - 2),
-        random_state=seed,
-    )
-    return mdata
+def split_reference_query(mdata, quick: bool = False, seed: int = 0):
+    """Reference and query MuData by donor (Abseq: young vs aged) or library (SNARE-seq: 8 vs 4)."""
+    batches = sorted(mdata.obs["batch"].astype(str).unique())
+    young = [b for b in batches if b.startswith("BM")]
+    if young:
+        ref_batches = young
+        protocol = "reference BM1-BM3 (young) -> query Aged1-Aged3"
+    else:
+        ref_batches = batches[:8]
+        protocol = f"reference libraries {', '.join(batches[:8])} -> query {', '.join(batches[8:])}"
+    in_ref = mdata.obs["batch"].astype(str).isin(ref_batches).values
+    ref_idx, query_idx = np.flatnonzero(in_ref), np.flatnonzero(~in_ref)
+    if quick:  # a few hundred cells each
+        rng = np.random.default_rng(seed)
+        ref_idx = np.sort(rng.choice(ref_idx, min(600, ref_idx.size), replace=False))
+        query_idx = np.sort(rng.choice(query_idx, min(300, query_idx.size), replace=False))
+    return mdata[ref_idx].copy(), mdata[query_idx].copy(), protocol
