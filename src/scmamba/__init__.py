@@ -12,7 +12,7 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-_SUBPACKAGES = ("data", "datasets", "metrics", "module", "nn", "pl", "tl", "train")
+_SUBPACKAGES = ("data", "dataloaders", "datasets", "metrics", "module", "nn", "pl", "tl", "train")
 
 __all__ = ["SCMAMBA", "__version__", *_SUBPACKAGES]
 

@@ -21,9 +21,9 @@ from scvi.dataloaders import DataSplitter
 from torch.utils.data import Subset
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, OBSERVED_KEY
+from .._counts import expand_rows, read_rows, row_readable
 from ..data import GenomeOrder, genomic_order
 from ..nn._sparse import csr_tensor
-from ._counts import read_rows, row_readable
 from ._features import features_differ, features_message, registered_features
 from ._modalities import check_modalities_and_layers, registered_layers, registered_modalities
 from ._pairing import Mosaic, check_paired, row_positions
@@ -107,24 +107,12 @@ class PairedAnnTorchDataset(AnnTorchDataset):
         if present.all():
             block = read_rows(X, pos)
         elif present.any():  # mosaic: cells not measured in this modality get empty rows
-            block = _expand_rows(read_rows(X, pos[present]), present)
+            block = expand_rows(read_rows(X, pos[present]), present)
         else:  # no row to read (the modality may have none)
             block = sparse.csr_matrix((len(pos), X.shape[1]), dtype=np.float32)
         if not self.load_sparse_tensor:
             return block.toarray()
         return csr_tensor(block.indptr, block.indices, block.data, block.shape)
-
-
-def _expand_rows(block, present: np.ndarray):
-    """Rows of the CSR ``block`` at the ``present`` positions of a ``len(present)``-row CSR, empty rows elsewhere.
-
-    ``block`` has ``present.sum()`` rows, in order; the empty rows add no stored values.
-    """
-    n = len(present)
-    counts = np.zeros(n, dtype=block.indptr.dtype)
-    counts[present] = np.diff(block.indptr)
-    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(block.indptr.dtype)
-    return sparse.csr_matrix((block.data, block.indices, indptr), shape=(n, block.shape[1]))
 
 
 class PairedMuDataManager(AnnDataManager):

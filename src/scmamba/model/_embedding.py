@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal
@@ -14,9 +15,10 @@ from anndata import AnnData
 from mudata import MuData
 from scvi import REGISTRY_KEYS
 
+from .._counts import CountChecker, iter_row_blocks, read_rows, row_indices, row_readable
 from .._malloc import reuse_freed_memory
+from ..dataloaders import embedding_loader, write_latent
 from ..nn import SparseRows
-from ._counts import CountChecker, iter_row_blocks, read_rows, row_indices, row_readable
 from ._features import FeatureAligner, features_differ, features_message
 from ._modalities import check_modalities_and_layers, layer_matrix, registered_layers
 from ._pairing import check_paired
@@ -52,6 +54,7 @@ class EmbeddingMixin:
         batch_size: int | None = None,
         layer: str | None = None,
         batch_corrected: bool = True,
+        out: str | os.PathLike | None = None,
     ) -> np.ndarray:
         """Cell embeddings (L2-normalised), as numpy.
 
@@ -77,6 +80,10 @@ class EmbeddingMixin:
             when ``batch_key`` names two or more batches) to the cells of the batches it was fitted on. ``False``:
             the embedding before it. Cells of an AnnData (which carries no registered batch) and of batches a query
             added are never corrected.
+        out
+            A ``.npy`` or ``.h5ad`` file to write the embedding to, block by block, for more cells than memory holds
+            (:func:`~scmamba.dataloaders.write_latent`); returned as a memory-mapped array or an AnnData with it in
+            ``obsm['X_scmamba']`` (``'X_scmamba_<modality>'``), for scanpy and :func:`~scmamba.tl.match_cells`.
 
         Returns
         -------
@@ -90,6 +97,9 @@ class EmbeddingMixin:
         cells not measured in it (with a warning). :meth:`get_latent_layers` gives, per row, the layers used. Data to
         embed need not have pairs: a selection such as ``mdata[atac_only].copy()`` (no cell in the RNA layer) works.
         """
+        if out is not None:
+            return write_latent(self, out, adata=adata, modality=modality, indices=indices, batch_size=batch_size,
+                                layer=layer, batch_corrected=batch_corrected)  # fmt: skip
         if not getattr(self, "from_reference_", False):  # a query model embeds with the reference's weights
             self._check_if_trained(warn=True)
         batch_size = batch_size or EMBED_BATCH_SIZE
@@ -135,9 +145,8 @@ class EmbeddingMixin:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings of registered cells (the weighted mean over ``mods``) and their batch codes."""
         self.module.eval()
-        loader = self._make_data_loader(
-            adata=adata, indices=indices, batch_size=batch_size or EMBED_BATCH_SIZE, load_sparse_tensor=True
-        )
+        # streamed in contiguous reads when the data are backed (``scmamba.dataloaders``)
+        loader = embedding_loader(self, adata, indices=indices, batch_size=batch_size or EMBED_BATCH_SIZE)
         chunks, batches = [], []
         for tensors in self._embedding_run(loader):
             out = self.module.inference(**self.module._get_inference_input(tensors, modalities=mods))

@@ -13,7 +13,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._constants import MODALITY_REGISTRY_KEYS
-from ._counts import canonical_counts, iter_row_blocks
+from .._counts import canonical_counts, iter_row_blocks
 from ._modalities import layer_matrix
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 from scipy import sparse
 
-from ._counts import iter_row_blocks
+from .._counts import iter_row_blocks
 
 #: Cells per layer the reliability is measured on (a random subset beyond): enough for a stable mean overlap,
 #: and seconds of embedding at any data size.

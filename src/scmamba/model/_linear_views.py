@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from scipy import sparse
 
+from .._counts import iter_row_blocks
 from ..nn._linear_view import LinearView, view_values
 from ..nn._sparse import SparseRows
-from ._counts import iter_row_blocks
 
 #: Cells the reductions are fitted on, at most (a random subset beyond): the top components of tens of thousands
 #: of cells are those of the whole atlas, and the fit stays seconds and a bounded amount of memory.

@@ -21,7 +21,7 @@ from scipy import sparse
 from scvi import REGISTRY_KEYS
 
 from .._constants import MODALITY_REGISTRY_KEYS
-from ._counts import iter_row_blocks, row_indices
+from .._counts import iter_row_blocks, row_indices
 from ._presets import EMBED_BATCH_SIZE
 
 if TYPE_CHECKING:

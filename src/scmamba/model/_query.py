@@ -23,8 +23,8 @@ from scipy import sparse
 from torch import nn
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS
+from .._counts import CountChecker, iter_row_blocks
 from ..nn import RMSNormGated
-from ._counts import CountChecker, iter_row_blocks
 from ._features import FeatureAligner, features_differ, features_message, registered_features
 from ._modalities import check_modalities_and_layers, layer_matrix, registered_layers, registered_modalities
 from ._pairing import check_paired, row_positions

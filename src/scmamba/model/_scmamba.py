@@ -17,12 +17,12 @@ from scvi.data import fields
 from scvi.model.base import ArchesMixin, BaseModelClass, UnsupervisedTrainingMixin
 
 from .._constants import MODALITY_LAYER_ARGS, MODALITY_REGISTRY_KEYS, find_modality
+from .._counts import iter_row_blocks
 from ..module import ScMambaModule
 from ..nn._encoder import Pooling, Projection
 from ..train import ContrastiveTrainingPlan
 from ._arguments import _patch_sizes, _per_modality
 from ._batch_correction import check_batch_correction
-from ._counts import iter_row_blocks
 from ._data import PairedMuDataManager, SparseDataSplitter
 from ._embedding import EmbeddingMixin
 from ._features import registered_features

@@ -7,12 +7,14 @@ import logging
 import math
 import warnings
 from collections.abc import Iterator, Mapping
+from typing import Literal
 
 import numpy as np
 import torch
 
 from .._constants import MODALITY_REGISTRY_KEYS
 from .._malloc import reuse_freed_memory
+from ..dataloaders import training_datamodule
 from ._presets import (
     DEFAULT_BATCH_SIZE,
     EMBED_BATCH_SIZE,
@@ -113,6 +115,7 @@ class TrainingMixin:
         devices: int | list[int] | str = "auto",
         datasplitter_kwargs: dict | None = None,
         plan_kwargs: dict | None = None,
+        data_source: Literal["auto", "memory", "stream"] = "auto",
         **trainer_kwargs,
     ):
         """Train the encoders contrastively.
@@ -154,6 +157,11 @@ class TrainingMixin:
             dropped, with a warning.
         plan_kwargs
             Passed to :class:`~scmamba.train.ContrastiveTrainingPlan` (``weight_decay``, ``warmup_fraction`` ...).
+        data_source
+            ``'stream'``: minibatches read in contiguous chunks, shuffled in memory buffers, by a reader thread
+            (:class:`~scmamba.dataloaders.StreamingDataModule`; ``datasplitter_kwargs`` then also take
+            ``chunk_size``, ``buffer_cells``, ``prefetch``, ``pin_memory``): for data on disk, larger than memory.
+            ``'memory'``: scvi-tools' loader of random rows. ``'auto'``: streaming when the MuData is backed.
         **trainer_kwargs
             Passed to :class:`~scvi.train.Trainer` / Lightning (``strategy``, ``gradient_clip_val`` ...).
 
@@ -212,8 +220,12 @@ class TrainingMixin:
         # Lightning keeps the modules' train/eval modes as it finds them; after get_latent_representation or
         # load_query_data they are in eval mode (dropout off, BatchNorm frozen), which must not carry into training.
         self.module.train()
+        datamodule = training_datamodule(self.adata_manager, data_source, train_size=train_size,
+                                         validation_size=validation_size, batch_size=batch_size,
+                                         datasplitter_kwargs=datasplitter_kwargs)  # fmt: skip
         with reuse_freed_memory(), quiet_lightning():
             result = super().train(
+                datamodule=datamodule,
                 load_sparse_tensor=True,
                 max_epochs=max_epochs,
                 accelerator=accelerator,

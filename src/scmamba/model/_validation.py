@@ -21,7 +21,7 @@ import pandas as pd
 from mudata import MuData
 
 from .._constants import MODALITY_LAYER_ARGS
-from ._counts import check_counts
+from .._counts import check_counts
 from ._features import check_unique_features, features_differ, features_message, registered_features
 from ._modalities import check_modalities_and_layers, layer_matrix, registered_layers, registered_modalities
 from ._pairing import Mosaic, check_paired

@@ -198,3 +198,15 @@ def check_counts(X, *, name: str, modality: str, mod: str | None = None, layer: 
     for offset, block in iter_row_blocks(X, name=name):
         checker.update(block, offset)
     checker.finish(stacklevel=4)
+
+
+def expand_rows(block, present: np.ndarray):
+    """Rows of the CSR ``block`` at the ``present`` positions of a ``len(present)``-row CSR, empty rows elsewhere.
+
+    ``block`` has ``present.sum()`` rows, in order; the empty rows add no stored values.
+    """
+    n = len(present)
+    counts = np.zeros(n, dtype=block.indptr.dtype)
+    counts[present] = np.diff(block.indptr)
+    indptr = np.concatenate([[0], np.cumsum(counts)]).astype(block.indptr.dtype)
+    return sparse.csr_matrix((block.data, block.indices, indptr), shape=(n, block.shape[1]))
