@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.helpers.common import RESULTS, machine_info, markdown_table, to_jsonable
+from benchmarks.helpers.common import RESULTS, SHARED_DATA, machine_info, markdown_table, to_jsonable
 
 #: Token counts at full 10x Multiome width with the default patch sizes (RNA 128 genes, ATAC 1,024 peaks per token).
 LENGTHS = {"rna": 286, "atac": 147}
@@ -148,7 +148,7 @@ def main(argv=None):
     p.add_argument("--stream-cells", type=int, default=20_000, help="cells of the file the streaming part reads")
     p.add_argument("--stream-only", action="store_true", help="only the streaming part (runs on the CPU too)")
     p.add_argument("--workdir", default="/tmp/gpu_check_stream", help="where the streaming part writes its file")
-    p.add_argument("--source", default=str(HERE.parents[1] / "shared" / "data" / "snareseq_mouse_cortex_chen2019.h5mu"))
+    p.add_argument("--source", default=str(SHARED_DATA / "snareseq_mouse_cortex_chen2019.h5mu"))
     args = p.parse_args(argv)
 
     import torch

@@ -1,6 +1,7 @@
 """Does chunked shuffling cost quality? Held-out SNARE-seq metrics, streaming vs full shuffling, a few seeds.
 
-``holdout.py``'s protocol: train on a random 80% of the cells (split seed 0), embed the held-out 20%, report FOSCTTM
+The held-out protocol of ``integration.py``: train on a random 80% of the cells (split seed 0), embed the
+held-out 20%, report FOSCTTM
 between their RNA and ATAC embeddings and the best Leiden ARI of their joint embedding against the cell types.
 Each training seed trains twice on the same cells: ``data_source="memory"`` (scvi-tools' loader, every minibatch a
 uniform random draw) and ``data_source="stream"`` (contiguous chunks of ``--chunk-size`` cells in a random order,
@@ -9,7 +10,7 @@ cells, the hard case for chunked shuffling.
 
 Usage::
 
-    python benchmarks/stream_quality.py --seeds 0 1 2 --epochs 10          # package small configuration
+    python -m benchmarks.stream_quality --seeds 0 1 2 --epochs 10          # package small configuration
 
 Writes ``stream_quality.json`` to ``--out`` (default ``benchmarks/results``) and prints a Markdown table.
 """
@@ -18,22 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, holdout_split, machine_info, markdown_table, to_jsonable
-
-HERE = Path(__file__).resolve().parent
+from benchmarks.helpers.common import RESULTS, SHARED_DATA, holdout_split, machine_info, markdown_table, to_jsonable
 
 
 def main(argv=None):
     """Train each seed in memory and streamed, on the same split; print and write held-out metrics."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=str(HERE.parents[1] / "shared" / "data" / "snareseq_mouse_cortex_chen2019.h5mu"))
+    p.add_argument("--data", default=str(SHARED_DATA / "snareseq_mouse_cortex_chen2019.h5mu"))
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--chunk-size", type=int, default=None, help="default: the package's (CHUNK_SIZE)")

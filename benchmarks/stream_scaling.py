@@ -18,9 +18,9 @@ process (so that peak RSS is its own):
 
 Usage::
 
-    python benchmarks/stream_scaling.py --cells 10000 100000 420000 --workdir /work/big/stream
-    python benchmarks/stream_scaling.py --cells 420000 --steps train --train-steps 0 --embed-cells 0  # every cell
-    python benchmarks/stream_scaling.py --quick --workdir /tmp/s    # 2,000 + 4,000 cells, 2,000 genes, 5,000 peaks
+    python -m benchmarks.stream_scaling --cells 10000 100000 420000 --workdir /work/big/stream
+    python -m benchmarks.stream_scaling --cells 420000 --steps train --train-steps 0 --embed-cells 0  # every cell
+    python -m benchmarks.stream_scaling --quick --workdir /tmp/s    # 2,000 + 4,000 cells, 2,000 genes, 5,000 peaks
 
 Writes ``stream_scaling.json`` (``--tag`` appended) to ``--out`` (default ``benchmarks/results``) and prints a
 Markdown table. The files stay in ``--workdir`` for reruns (delete them after).
@@ -38,10 +38,16 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, machine_info, markdown_table, peak_rss_gb, quick_scmamba_config, to_jsonable
+from benchmarks.helpers.common import (
+    RESULTS,
+    SHARED_DATA,
+    machine_info,
+    markdown_table,
+    peak_rss_gb,
+    quick_scmamba_config,
+    to_jsonable,
+)
 
-HERE = Path(__file__).resolve().parent
 DEPTH = {"rna": 20.0, "atac": 62.0}  # as gpu_check.py: ~2,000 RNA and ~6,000 ATAC non-zeros per cell at full width
 
 
@@ -211,7 +217,7 @@ def parse_args(argv=None):
     p.add_argument("--train-steps", type=int, default=40, help="training minibatches (0: one epoch of every cell)")
     p.add_argument("--embed-cells", type=int, default=5000, help="cells embedded to disk (0: every cell)")
     p.add_argument("--scmamba-kwargs", default="{}", help="JSON of SCMAMBA init keywords (default: package defaults)")
-    p.add_argument("--source", default=str(HERE.parents[1] / "shared" / "data" / "snareseq_mouse_cortex_chen2019.h5mu"))
+    p.add_argument("--source", default=str(SHARED_DATA / "snareseq_mouse_cortex_chen2019.h5mu"))
     p.add_argument("--workdir", default="/tmp/stream_scaling")
     p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--tag", default="")
@@ -246,7 +252,7 @@ def main(argv=None):
             row.update(write_file(path, n_cells, args))
         row["file_gb"] = path.stat().st_size / 1024**3
         for step in args.steps:
-            cmd = [sys.executable, __file__, *(argv if argv is not None else sys.argv[1:])]
+            cmd = [sys.executable, "-m", "benchmarks.stream_scaling", *(argv if argv is not None else sys.argv[1:])]
             cmd += ["--child", step, "--child-file", str(path)]
             env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
             t0 = time.perf_counter()
