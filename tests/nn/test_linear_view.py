@@ -40,6 +40,18 @@ def test_rna_view_is_scanpy_lognorm_pca():
     assert z.var(axis=0, ddof=1).sum() == pytest.approx(1.0, rel=1e-3)
 
 
+def test_rna_view_of_a_wide_layer_is_fitted_sparse_and_equals_the_dense_fit(monkeypatch):
+    """Above DENSE_FIT_VALUES the RNA PCA runs on the sparse matrix (no dense cells x genes copy), same reduction."""
+    import scmamba.model._linear_views as views
+
+    X = _counts(np.random.default_rng(1))
+    dense_fit = _unscaled(fit_linear_view(X, "rna", 10), X)
+    monkeypatch.setattr(views, "DENSE_FIT_VALUES", 0)
+    monkeypatch.setattr(sparse.csr_matrix, "toarray", lambda *a, **k: pytest.fail("densified"), raising=True)
+    sparse_fit = _unscaled(fit_linear_view(X, "rna", 10), X)
+    np.testing.assert_allclose(np.abs(sparse_fit), np.abs(dense_fit), atol=1e-3)
+
+
 def test_protein_view_is_clr_pca():
     from sklearn.decomposition import PCA
 

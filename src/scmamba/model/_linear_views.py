@@ -13,6 +13,9 @@ from ..nn._sparse import SparseRows
 #: Cells the reductions are fitted on, at most (a random subset beyond): the top components of tens of thousands
 #: of cells are those of the whole atlas, and the fit stays seconds and a bounded amount of memory.
 MAX_FIT_CELLS = 20_000
+#: Values (cells x genes) above which the RNA PCA is fitted on the sparse matrix instead of a dense copy (~400 MB of
+#: float32); below it the dense randomized PCA (the numbers every measured model was fitted with).
+DENSE_FIT_VALUES = 100_000_000
 
 
 def fit_linear_view(X, kind: str, n_components: int, rows: np.ndarray | None = None, seed: int = 0) -> LinearView:
@@ -42,6 +45,11 @@ def fit_linear_view(X, kind: str, n_components: int, rows: np.ndarray | None = N
     if kind == "atac":
         svd = TruncatedSVD(k + 1, random_state=seed).fit(V)
         components, center = svd.components_[1:].T, np.zeros(n_features, dtype=np.float32)
+    elif kind == "rna" and n_cells * n_features > DENSE_FIT_VALUES:
+        # full-width RNA (20,000 cells x 36,601 genes is 2.9 GB dense, several times that inside PCA): PCA on the
+        # sparse matrix, centred implicitly (scikit-learn's ARPACK solver takes sparse input from 1.4 on)
+        pca = PCA(k, svd_solver="arpack", random_state=seed).fit(V)
+        components, center = pca.components_.T, pca.mean_
     else:
         dense = V.toarray()
         if kind == "protein":
