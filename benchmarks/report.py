@@ -165,7 +165,7 @@ def latest_regime_file(results: Path = RESULTS) -> Path | None:
 
 def regime_markdown(results: Path = RESULTS) -> str:
     """The regime table (means over seeds) of :func:`latest_regime_file`."""
-    from benchmarks.regime import markdown, table
+    from benchmarks.regime import CURRENT_TAG, markdown, table
 
     path = latest_regime_file(results)
     if path is None:
@@ -176,7 +176,7 @@ def regime_markdown(results: Path = RESULTS) -> str:
         "`python -m benchmarks.regime` (each set subsampled to 500 / 1,000 / 2,500 / all cells, all features or a "
         "random panel, with its batches). Leiden best ARI / NMI, means over seeds; scib Total not min-max scaled.",
         "",
-        markdown(table(path), "defaults"),
+        markdown(table(path), CURRENT_TAG),
         "",
         f"From `{path.name}`.",
         "",
