@@ -191,8 +191,9 @@ class PredictionMixin:
             raise ValueError(f"modality_in must be one of {allowed}{hint}, got {modality_in!r}.")
         source = self.adata if data is None else data
         rows = None if indices is None else row_indices(indices, source.n_obs)
+        # the decoders were trained on the embeddings before the donor correction: predict from those
         z = self.get_latent_representation(
-            data, modality=modality_in, indices=rows, batch_size=batch_size,
+            data, modality=modality_in, indices=rows, batch_size=batch_size, batch_corrected=False,
             **({"layer": layer} if isinstance(data, AnnData) else {}),
         )  # fmt: skip
         names = source.obs_names if rows is None else source.obs_names[rows]
