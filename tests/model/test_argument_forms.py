@@ -189,3 +189,22 @@ def test_cells_with_counts_only_outside_the_model_features_advice_works(small):
     with pytest.warns(UserWarning, match="zero-filled"):
         exec(_advised(message).replace("model.get_latent", "z = model.get_latent"), scope)
     assert scope["z"].shape == (39, 16) and np.isfinite(scope["z"]).all()
+
+
+def test_model_on_data_not_set_up_advice_works(demo_mdata):
+    m = demo_mdata[:120].copy()
+    with pytest.raises(ValueError, match=r"Call SCMAMBA\.setup_mudata\(mdata, modalities=\{\.\.\.\}\) first"):
+        SCMAMBA(m, **TINY)
+    SCMAMBA.setup_mudata(m, modalities=MODS)  # the advice
+    assert SCMAMBA(m, **TINY).adata is m
+
+
+def test_model_on_data_changed_after_set_up_is_refused(demo_mdata):
+    m = demo_mdata[:120].copy()
+    SCMAMBA.setup_mudata(m, modalities=MODS)
+    m.mod["rna"] = m["rna"][:, :-5].copy()  # five genes dropped after set-up
+    m.update()
+    with pytest.raises(ValueError, match="changed since SCMAMBA.setup_mudata.*run SCMAMBA.setup_mudata on it"):
+        SCMAMBA(m, **TINY)
+    SCMAMBA.setup_mudata(m, modalities=MODS)  # the advice
+    assert SCMAMBA(m, **TINY).module is not None

@@ -222,9 +222,14 @@ class SavedModel:
     @classmethod
     def from_model(cls, model: SCMAMBA) -> SavedModel:
         """A copy of a model in memory (what :meth:`SCMAMBA.save` would write), for ``load_query_data``."""
-        attributes = {name: copy.deepcopy(value) for name, value in model._get_user_attributes() if name[-1] == "_"}
+        attributes = {name: copy.deepcopy(value) for name, value in saved_attributes(model)}
         state = {k: v.detach().clone() for k, v in model.module.state_dict().items()}
         return cls(attributes, model.get_var_names(), state)
+
+
+def saved_attributes(model: SCMAMBA) -> list[tuple[str, object]]:
+    """The model attributes a folder keeps: scvi-tools' convention, instance attributes whose name ends in ``_``."""
+    return [(name, value) for name, value in vars(model).items() if name.endswith("_") and not name.startswith("_")]
 
 
 def _paths(dir_path: str | os.PathLike, prefix: str | None) -> dict[str, str]:
@@ -253,9 +258,7 @@ def write_folder(
     if os.path.exists(dir_path) and not overwrite:
         raise ValueError(f"{dir_path} already exists. Please provide another directory for saving, or overwrite=True.")
     attributes = {}
-    for name, value in model._get_user_attributes():
-        if name[-1] != "_":
-            continue
+    for name, value in saved_attributes(model):
         try:
             attributes[name] = to_json(value, name)
         except _Unsupported as err:

@@ -228,13 +228,13 @@ class SCMAMBA(
                 f"SCMAMBA needs the MuData its encoders are built for (registered with SCMAMBA.setup_mudata), got "
                 f"{type(mdata).__name__}."
             )
-        manager = self._get_most_recent_anndata_manager(mdata)
-        if manager is None:
+        try:
+            super().__init__(mdata)
+        except ValueError as error:  # scvi-tools' message names setup_anndata, which SCMAMBA does not have
             raise ValueError(
                 "This MuData is not set up for SCMAMBA. Call SCMAMBA.setup_mudata(mdata, modalities={...}) first."
-            )
-        manager.check_data()  # a model built on data changed after set-up would not match its registry
-        super().__init__(mdata)
+            ) from error
+        self.adata_manager.check_data()  # a model built on data changed after set-up would not match its registry
         setup_args = self.adata_manager.registry["setup_args"]
         modality_names = setup_args["modalities"]
         self.modality_mods_ = registered_modalities(modality_names)
@@ -339,17 +339,12 @@ class SCMAMBA(
     def paper_config(cls, modalities: Sequence[str] | MuData | None = None) -> dict:
         """Keyword arguments with the sizes and choices of the scMamba paper (:func:`~scmamba.model.paper_config`).
 
-        ``modalities``: the modality kinds (e.g. ``('rna', 'protein')``), or the MuData (its set-up's modalities,
-        or those its modality names stand for); ``None``: values for every kind, so the dict fits any pair.
+        ``modalities``: the modality kinds (e.g. ``('rna', 'protein')``), or a MuData (the kinds its modality names
+        stand for: ``rna``/``gex``, ``atac``/``peaks``, ``prot``/``adt``...); ``None``: values for every kind, so the
+        dict fits any pair. Pass the kinds where the MuData's modality names are your own.
         """
         if isinstance(modalities, MuData):
-            manager = cls._get_most_recent_anndata_manager(modalities)
-            if manager is not None:
-                registered = registered_modalities(manager.registry["setup_args"]["modalities"])
-            else:
-                found = {m: find_modality(modalities.mod, m) for m in MODALITY_LAYER_ARGS}
-                registered = {m: mod for m, mod in found.items() if mod is not None}
-            modalities = list(registered)
+            modalities = [m for m in MODALITY_LAYER_ARGS if find_modality(modalities.mod, m) is not None]
         return paper_config(modalities)
 
     @staticmethod

@@ -58,7 +58,10 @@ class ContrastiveTrainingPlan(TrainingPlan):
 
     def training_step(self, batch, batch_idx):
         """Training step; sets the DDP gather function for the loss when more than one process runs."""
-        world = self.trainer.world_size if self._trainer is not None else 1
+        try:
+            world = self.trainer.world_size
+        except RuntimeError:  # Lightning raises when the module is not attached to a Trainer (a direct call)
+            world = 1
         if self.gather_negatives and world > 1:
             self.loss_kwargs["gather"] = self._gather
         else:
