@@ -156,7 +156,7 @@ def test_feature_dropout_and_bin_size_per_modality(small):
     assert default.module.feature_dropout == {"rna": 0.3, "atac": 0.5}
     # ATAC peaks share part of their projection with their genome neighbours by default; genes do not
     assert default.module.encoders["atac"].tokenizer.bin_size == 8
-    assert default.module.encoders["rna"].tokenizer.bin_size is None
+    assert SCMAMBA(small, **config, encoder="mamba").module.encoders["rna"].tokenizer.bin_size is None
     model = SCMAMBA(small, **config, feature_dropout={"rna": 0.1, "atac": 0.0, "protein": 0.5})
     assert model.module.feature_dropout == {"rna": 0.1, "atac": 0.0}
     # a modality left out of the dict takes its default
@@ -169,7 +169,7 @@ def test_feature_dropout_and_bin_size_per_modality(small):
 
 def test_encoder_dropout_per_modality(small):
     SCMAMBA.setup_mudata(small, modalities=MODS)
-    config = {k: v for k, v in TINY.items() if k != "dropout"}
+    config = {k: v for k, v in TINY.items() if k != "dropout"} | {"encoder": "mamba"}
 
     assert dropout_rates(SCMAMBA(small, **config, dropout=0.25)) == {"rna": [0.25], "atac": [0.25]}
     assert dropout_rates(SCMAMBA(small, **config, dropout={"rna": 0.0, "atac": 0.3})) == {"rna": [0.0], "atac": [0.3]}
@@ -179,3 +179,20 @@ def test_encoder_dropout_per_modality(small):
         SCMAMBA(small, **config, dropout={"rna": 0.2})
     with pytest.raises(ValueError, match=r"n_layers has no value for \['rna'\]"):
         SCMAMBA(small, **{k: v for k, v in config.items() if k != "n_layers"}, n_layers={"atac": 2})
+
+
+def test_encoder_per_modality(small):
+    SCMAMBA.setup_mudata(small, modalities=MODS)
+    default = SCMAMBA(small, **TINY)
+    # RNA is embedded by its classic reduction, ATAC by a Mamba2 encoder; the choice is kept with the model
+    assert set(default.module.encoders) == {"atac"}
+    assert default.init_params_["non_kwargs"]["encoder"] == {"rna": "linear", "atac": "mamba"}
+    assert set(SCMAMBA(small, **TINY, encoder="mamba").module.encoders) == {"rna", "atac"}
+    assert set(SCMAMBA(small, **TINY, encoder={"rna": "mamba"}).module.encoders) == {"rna", "atac"}
+    # without linear views every layer needs its encoder
+    assert set(SCMAMBA(small, **TINY, linear_view=None).module.encoders) == {"rna", "atac"}
+    with pytest.raises(ValueError, match="encoder must be one of"):
+        SCMAMBA(small, **TINY, encoder="transformer")
+    with pytest.raises(ValueError, match=r"give linear_view a number of components \(e.g. linear_view=50\)"):
+        SCMAMBA(small, **TINY, encoder="linear", linear_view=None)
+    assert set(SCMAMBA(small, **TINY, encoder="linear", linear_view=50).module.encoders) == set()  # the advice

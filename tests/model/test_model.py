@@ -128,7 +128,7 @@ def test_modalities_inferred_and_summary(demo_mdata):
 def test_bin_size_per_modality_trains_and_round_trips(demo_mdata, tmp_path):
     mdata = demo_mdata[:300].copy()
     SCMAMBA.setup_mudata(mdata, modalities={"rna_layer": "rna", "atac_layer": "atac"})
-    model = SCMAMBA(mdata, **TINY, bin_size={"atac": 8})
+    model = SCMAMBA(mdata, **TINY, bin_size={"atac": 8}, encoder="mamba")
     atac, rna = (model.module.encoders[m].tokenizer for m in ("atac", "rna"))
     assert atac.bin_weight.shape == (int(np.ceil(24744 / 8)), 32) and not hasattr(rna, "bin_weight")
     model.train(max_epochs=1, batch_size=64, enable_progress_bar=False)
@@ -185,11 +185,12 @@ def test_max_tokens_grows_the_patches_of_wide_modalities(demo_mdata):
         return {m: (enc.tokenizer.n_patches, enc.tokenizer.patch_size) for m, enc in model.module.encoders.items()}
 
     # defaults: 1,677 genes / 128 = 14 tokens, 24,744 peaks / 1,024 = 25 tokens, both under 64
-    assert tokens(SCMAMBA(mdata, **TINY)) == {"rna": (14, 128), "atac": (25, 1024)}
-    assert tokens(SCMAMBA(mdata, **TINY, max_tokens=10)) == {"rna": (10, 168), "atac": (10, 2475)}
-    assert tokens(SCMAMBA(mdata, **TINY, patch_size=64, max_tokens=None)) == {"rna": (27, 64), "atac": (387, 64)}
+    mamba = {**TINY, "encoder": "mamba"}
+    assert tokens(SCMAMBA(mdata, **mamba)) == {"rna": (14, 128), "atac": (25, 1024)}
+    assert tokens(SCMAMBA(mdata, **mamba, max_tokens=10)) == {"rna": (10, 168), "atac": (10, 2475)}
+    assert tokens(SCMAMBA(mdata, **mamba, patch_size=64, max_tokens=None)) == {"rna": (27, 64), "atac": (387, 64)}
     with pytest.raises(ValueError, match="max_tokens must be a positive integer"):
-        SCMAMBA(mdata, **TINY, max_tokens=0)
+        SCMAMBA(mdata, **mamba, max_tokens=0)
 
 
 def test_genomic_order_computed_once_per_setup(demo_mdata, caplog):

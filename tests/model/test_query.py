@@ -83,7 +83,7 @@ def test_frozen_groups_keep_batchnorm_statistics(trained):
     )
     stats = {n: b.clone() for n, b in module.named_buffers() if "running_mean" in n}
     module.train()
-    module.embed("rna", torch.poisson(torch.full((32, module.encoders["rna"].tokenizer.n_features), 0.5)))
+    module.embed("atac", torch.poisson(torch.full((32, module.encoders["atac"].tokenizer.n_features), 0.5)))
     for n, b in module.named_buffers():
         if n in stats:
             assert torch.equal(b, stats[n])

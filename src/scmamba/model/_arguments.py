@@ -42,3 +42,24 @@ def _patch_sizes(patch_size, max_tokens: int | None, n_features: Mapping[str, in
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be a positive integer or None, got {max_tokens}.")
     return {m: max(size, math.ceil(n_features[m] / max_tokens)) for m, size in sizes.items()}
+
+
+#: How ``SCMAMBA(encoder=...)`` embeds a layer: a Mamba2 encoder (and the linear view), or the linear view alone.
+ENCODER_KINDS = ("mamba", "linear")
+
+
+def resolve_encoders(encoder, modalities: Sequence[str], linear_view: bool) -> dict[str, str]:
+    """``'mamba'`` or ``'linear'`` per modality from ``SCMAMBA(encoder=...)`` (see its docstring)."""
+    chosen = _per_modality("encoder", encoder, modalities)
+    bad = {m: kind for m, kind in chosen.items() if kind not in ENCODER_KINDS}
+    if bad:
+        raise ValueError(f"encoder must be one of {ENCODER_KINDS} (one value or a dict per modality), got {bad}.")
+    if linear_view:
+        return chosen
+    asked = {encoder} if isinstance(encoder, str) else set(encoder.values()) if isinstance(encoder, Mapping) else set()
+    if "linear" in asked:
+        raise ValueError(
+            "encoder='linear' embeds a layer by its classic reduction, which linear_view=None turns off: give "
+            "linear_view a number of components (e.g. linear_view=50), or use encoder='mamba'."
+        )
+    return dict.fromkeys(modalities, "mamba")

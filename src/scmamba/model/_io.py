@@ -61,7 +61,7 @@ class UntrustedPickleError(ValueError):
 
 
 #: SCMAMBA arguments added after models were first saved, with the value that reproduces the models saved before.
-BEFORE_OPTIONS = {"linear_view": None, "layer_weights": "equal", "batch_correction": None}
+BEFORE_OPTIONS = {"linear_view": None, "layer_weights": "equal", "batch_correction": None, "encoder": "mamba"}
 
 
 def _untrusted_message(path: str) -> str:

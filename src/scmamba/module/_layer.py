@@ -46,7 +46,8 @@ class ModalityLayer(nn.Module):
         Column permutation into genomic order (a buffer, saved with the weights); its inverse, which puts the
         non-zeros of a minibatch in that order, is computed once here (and after loading weights).
     encoder
-        The modality's :class:`~scmamba.nn.MambaEncoder`.
+        The modality's :class:`~scmamba.nn.MambaEncoder`; ``None``: the layer is embedded by its linear view and
+        the view's trained projection alone.
     feature_dropout
         Fraction of each cell's non-zero features dropped in every training step.
     n_bins
@@ -62,7 +63,7 @@ class ModalityLayer(nn.Module):
         self,
         modality: str,
         order: torch.Tensor,
-        encoder: MambaEncoder,
+        encoder: MambaEncoder | None,
         *,
         feature_dropout: float,
         n_bins: int | None,
@@ -75,6 +76,8 @@ class ModalityLayer(nn.Module):
             raise ValueError(f"feature_dropout must be in [0, 1), got {feature_dropout} for {modality!r}.")
         if (linear_view is None) != (view_projection is None):
             raise ValueError("A linear view needs its projection (and a projection its view).")
+        if encoder is None and linear_view is None:
+            raise ValueError(f"The {modality!r} layer needs an encoder, a linear view or both.")
         self.modality = modality
         self.feature_dropout = float(feature_dropout)
         self.n_bins = n_bins
@@ -106,7 +109,8 @@ class ModalityLayer(nn.Module):
     def embed(self, counts: SparseRows, normalize: bool = True) -> torch.Tensor:
         """Embedding of raw counts in registered column order (feature dropout while training)."""
         counts = self.drop_features(counts)
-        z = self.encoder(self.encoder_input(counts)).float()
+        z = None if self.encoder is None else self.encoder(self.encoder_input(counts)).float()
         if self.linear_view is not None:
-            z = z + self.view_projection(self.linear_view(counts))
+            view = self.view_projection(self.linear_view(counts))
+            z = view if z is None else z + view
         return F.normalize(z, dim=-1) if normalize else z

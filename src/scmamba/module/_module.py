@@ -67,6 +67,9 @@ class ScMambaModule(BaseModuleClass):
     linear_views
         Per modality, a fixed :class:`~scmamba.nn.LinearView` (the layer's classic reduction) added to its
         embedding through a trained projection; the encoder's output layer then starts at zero.
+    mamba_layers
+        The modalities with a Mamba2 encoder (``None``: all). The others are embedded by their linear view and its
+        trained projection alone, so they need one in ``linear_views``.
     """
 
     def __init__(
@@ -102,11 +105,16 @@ class ScMambaModule(BaseModuleClass):
         feature_log_frequency: Mapping[str, np.ndarray] | None = None,
         max_logit_scale: float = 100.0,
         linear_views: Mapping[str, nn.Module] | None = None,
+        mamba_layers: Sequence[str] | None = None,
     ):
         super().__init__()
         self.modalities = [m for m in MODALITIES if m in n_features]
         if len(self.modalities) < 1:
             raise ValueError(f"n_features needs at least one of {MODALITIES}.")
+        mamba_layers = set(self.modalities if mamba_layers is None else mamba_layers)
+        unviewed = [m for m in self.modalities if m not in mamba_layers and m not in (linear_views or {})]
+        if unviewed:
+            raise ValueError(f"A layer without a Mamba2 encoder is embedded by its linear view; {unviewed} have none.")
         self.n_latent = n_latent
         self.n_bins = n_bins
         self.n_batch = n_batch
@@ -131,6 +139,9 @@ class ScMambaModule(BaseModuleClass):
             if order.numel() != n_features[m]:
                 raise ValueError(f"feature order for {m!r} has {order.numel()} entries, expected {n_features[m]}.")
             orders[m] = order
+            if m not in mamba_layers:
+                encoders[m] = None
+                continue
             encoders[m] = MambaEncoder(
                 n_features[m],
                 n_latent,
@@ -156,8 +167,9 @@ class ScMambaModule(BaseModuleClass):
             proj = nn.Linear(view.n_components, n_latent, bias=False)
             nn.init.orthogonal_(proj.weight)
             projections[m] = proj
-            nn.init.zeros_(encoders[m].out.weight)
-            nn.init.zeros_(encoders[m].out.bias)
+            if encoders[m] is not None:
+                nn.init.zeros_(encoders[m].out.weight)
+                nn.init.zeros_(encoders[m].out.bias)
         decoders = {}
         if lambda_rec > 0:
             log_frequency = feature_log_frequency or {}
@@ -195,8 +207,8 @@ class ScMambaModule(BaseModuleClass):
 
     @property
     def encoders(self) -> dict[str, MambaEncoder]:
-        """Each modality's encoder (a view of :attr:`layers`)."""
-        return {m: layer.encoder for m, layer in self.layers.items()}
+        """Each modality's Mamba2 encoder (a view of :attr:`layers`; a layer embedded by its linear view has none)."""
+        return {m: layer.encoder for m, layer in self.layers.items() if layer.encoder is not None}
 
     @property
     def decoders(self) -> dict[str, CompositionDecoder]:
