@@ -127,7 +127,7 @@ def main(argv=None):
     depth = {"rna": args.rna_depth_scale, "atac": args.atac_depth_scale}
     mdata = make_mudata(args.cells, args.genes, args.peaks, prof, seed=0, depth_scale=depth)
     nnz = {m: mdata.mod[m].X.nnz / mdata.n_obs for m in ("rna", "atac")}
-    kwargs = json.loads(args.kwargs)
+    kwargs = {"encoder": "mamba", **json.loads(args.kwargs)}  # every layer's Mamba2 encoder is profiled
     model = scmamba(mdata, "atac", "atac", **kwargs)
     module = model.module
     module.train()

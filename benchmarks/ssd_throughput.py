@@ -120,9 +120,10 @@ def step_rows(batch: int, n_genes: int, n_peaks: int, repeats: int) -> list:
 
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    # a real SCMAMBA at the package defaults, built on a few synthetic cells of the requested width
+    # a real SCMAMBA at the package defaults, with a Mamba2 encoder on both layers (each is timed), built on a few
+    # synthetic cells of the requested width
     mdata = make_mudata(16, n_genes, n_peaks, source_profiles(Path(DEFAULT_SOURCE)), 0)
-    module = scmamba(mdata, "atac", "atac", batch_key=None).module
+    module = scmamba(mdata, "atac", "atac", batch_key=None, encoder="mamba").module
     module.train()
 
     def counts(n_features: int, nnz: int) -> torch.Tensor:

@@ -177,7 +177,7 @@ def test_default_encoder_dropout_follows_the_paired_cells(demo_mdata, monkeypatc
     """``dropout=None`` counts the cells measured in both layers, not all cells; the rate chosen is saved."""
     from scmamba.model import _presets
 
-    config = {k: v for k, v in TINY.items() if k != "dropout"}
+    config = {k: v for k, v in TINY.items() if k != "dropout"} | {"encoder": "mamba"}  # Mamba2 encoders on both
     mosaic, _ = _mosaic(demo_mdata[:N_CELLS].copy())  # 600 cells, 200 of them paired
     SCMAMBA.setup_mudata(mosaic, batch_key="batch", modalities=MODS)
     monkeypatch.setattr(_presets, "FEW_PAIRED_CELLS", 300)  # between the paired cells and all cells

@@ -50,10 +50,12 @@ class SCMAMBA(
     UnsupervisedTrainingMixin,
     BaseModelClass,
 ):
-    """Single-cell multi-omics integration with one Mamba2 (SSD) encoder per modality.
+    """Single-cell multi-omics integration with Mamba2 (SSD) encoders over genome-ordered feature patches.
 
-    Features of each modality are put in genomic order, cut into patches (tokens) and encoded by Mamba2 + MLP
-    blocks; the tokens are pooled and an MLP head gives the modality's cell embedding (unit length). Training
+    Features of a modality with a Mamba2 encoder (by default ATAC; ``encoder``) are put in genomic order, cut into
+    patches (tokens) and encoded by Mamba2 + MLP blocks; the tokens are pooled and an MLP head gives the modality's
+    cell embedding (unit length). RNA and protein are by default embedded by their classic reduction through a
+    trained projection (``linear_view``, ``encoder``). Training
     aligns the two modalities of each cell (symmetric InfoNCE + a cosine term) and asks every embedding to
     predict the composition of both of the cell's profiles through linear decoders with a per-batch offset
     (:class:`~scmamba.module.ScMambaModule`). All features are used; no highly variable feature selection.
