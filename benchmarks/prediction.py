@@ -90,16 +90,25 @@ def per_cell_auc(pred: np.ndarray, truth) -> tuple[np.ndarray, np.ndarray]:
     return np.array(auroc), np.array(auprc)
 
 
-def train_scmamba(ref, other: str, seed: int, epochs: int | None, kwargs: dict):
+def train_scmamba(ref, other: str, seed: int, epochs: int | None, kwargs: dict, folder: Path | None = None):
+    """SCMAMBA trained on ``ref``; with ``folder``: loaded from it when saved there before, else saved there."""
     import scvi
 
     from scmamba import SCMAMBA
 
+    if folder is not None and (folder / "model.pt").exists():
+        return SCMAMBA.load(folder, ref)
     scvi.settings.seed = seed
     SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", f"{kind_of(other)}_layer": other})
     model = SCMAMBA(ref, **kwargs)
     model.train(max_epochs=epochs, enable_progress_bar=False)
+    if folder is not None:
+        model.save(folder, overwrite=True)
     return model
+
+
+def model_folder(args, part: str) -> Path | None:
+    return Path(args.model_dir) / f"{part}_seed{args.seed}{args.name}" if args.model_dir else None
 
 
 def kind_of(mod: str) -> str:
@@ -123,7 +132,10 @@ def run_abseq(args) -> dict:
         methods["knn15"] = per_feature_spearman(pred, truth)
     if "scmamba" in args.methods:
         t0 = time.perf_counter()
-        model = train_scmamba(ref.copy(), "prot", args.seed, args.epochs_scmamba, json.loads(args.scmamba_kwargs))
+        model = train_scmamba(
+            ref.copy(), "prot", args.seed, args.epochs_scmamba, json.loads(args.scmamba_kwargs),
+            model_folder(args, "abseq"),
+        )  # fmt: skip
         train_s = time.perf_counter() - t0
         pred = model.get_normalized_expression(query["rna"].copy(), modality_in="rna", modality_out="protein")
         methods["scmamba"] = per_feature_spearman(pred[proteins].to_numpy(), truth)
@@ -175,7 +187,10 @@ def run_snare(args) -> dict:
         methods["knn15"] = per_cell_auc(pred, truth)
     if "scmamba" in args.methods:
         t0 = time.perf_counter()
-        model = train_scmamba(ref.copy(), "atac", args.seed, args.epochs_scmamba, json.loads(args.scmamba_kwargs))
+        model = train_scmamba(
+            ref.copy(), "atac", args.seed, args.epochs_scmamba, json.loads(args.scmamba_kwargs),
+            model_folder(args, "snare"),
+        )  # fmt: skip
         out["scmamba_train_s"] = time.perf_counter() - t0
         out["scmamba_epochs"] = max(len(v) for v in model.history.values())
         pred = model.get_normalized_expression(query["rna"].copy(), modality_in="rna", modality_out="atac")
@@ -241,6 +256,15 @@ def table(results: dict) -> str:
     return markdown_table(rows, ["part", "method", "metric", "value"])
 
 
+def merge(old: dict, new: dict) -> dict:
+    """``new`` over ``old``, per method inside the per-method dicts (a run of some methods keeps the others')."""
+    out = {**old, **new}
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(old.get(k), dict) and k != "args":
+            out[k] = {**old[k], **v}
+    return out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", default=["abseq", "snare", "memory"], choices=["abseq", "snare", "memory"])
@@ -256,6 +280,7 @@ def parse_args(argv=None):
     p.add_argument("--genes", type=int, default=36_601)
     p.add_argument("--peaks", type=int, default=150_000)
     p.add_argument("--top-k", type=int, default=2_000)
+    p.add_argument("--model-dir", default="", help="save trained SCMAMBA models here; reuse those saved before")
     p.add_argument("--name", default="", help="suffix of the result keys (e.g. a variant)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(RESULTS / f"prediction_{datetime.date.today().isoformat()}.json"))
@@ -282,7 +307,8 @@ def main(argv=None):
         else:
             result = {"abseq": run_abseq, "snare": run_snare}[part](args)
         result["args"] = vars(args)
-        results[f"{part}_seed{args.seed}{args.name}"] = to_jsonable(result)
+        key = f"{part}_seed{args.seed}{args.name}"
+        results[key] = merge(results.get(key, {}), to_jsonable(result))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1))
         print(table(results), flush=True)
