@@ -56,6 +56,77 @@ def test_rna_only_query_gets_protein_over_the_panel(protein_model):
     assert pred.std(axis=0).min() > 0
 
 
+def clr(X) -> np.ndarray:
+    X = np.log1p(np.asarray(X.toarray() if sparse.issparse(X) else X, dtype=np.float64))
+    return X - X.mean(axis=1, keepdims=True)
+
+
+def median_spearman(pred: np.ndarray, truth: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    return float(np.nanmedian([spearmanr(pred[:, j], truth[:, j]).statistic for j in range(truth.shape[1])]))
+
+
+def test_held_out_donors_protein_from_neighbors_follows_the_measured(protein_model):
+    model, rna, prot = protein_model
+    truth = clr(prot.X)
+    pred = model.get_normalized_expression(rna, modality_out="protein", method="neighbors", return_numpy=True)
+    np.testing.assert_allclose(pred.sum(axis=1), 1.0, rtol=1e-4)  # shares, as the decoder's
+    # what the held-out cells' annotated cell types tell: each cell predicted by the reference mean of its type
+    ref_clr, ref_types = clr(model.adata["prot"].X), model.adata.obs["cell_type"].astype(str).to_numpy()
+    by_type = {t: ref_clr[ref_types == t].mean(axis=0) for t in np.unique(ref_types)}
+    oracle = np.vstack([by_type.get(t, ref_clr.mean(axis=0)) for t in rna.obs["cell_type"].astype(str)])
+    rho = median_spearman(pred, truth)
+    assert rho > 0.9 * median_spearman(oracle, truth)  # 0.48 vs 0.48 here; neighbours of the wrong cells: ~0
+    assert median_spearman(pred[np.random.default_rng(0).permutation(len(pred))], truth) < 0.1
+
+
+def test_a_reference_cell_with_one_neighbor_gets_its_own_profile(protein_model, atac_model):
+    model = protein_model[0]
+    own = model.get_normalized_expression(modality_out="protein", method="neighbors", n_neighbors=1, return_numpy=True)
+    X = np.asarray(model.adata["prot"].X.toarray() if sparse.issparse(model.adata["prot"].X) else model.adata["prot"].X)
+    np.testing.assert_allclose(own, X / X.sum(axis=1, keepdims=True), rtol=1e-5, atol=1e-8)
+    model, ref, _ = atac_model
+    rows = np.arange(0, 500, 7)
+    peaks = model.get_normalized_expression(
+        modality_out="atac", method="neighbors", n_neighbors=1, indices=rows, threshold=0.5, return_numpy=True
+    )
+    measured = sparse.csr_matrix(ref["atac"].X[rows] > 0, dtype=np.float32)
+    assert (peaks != measured).nnz == 0
+
+
+def test_neighbors_keep_top_k_blocks_and_draw_from_the_transform_batch(atac_model):
+    model, ref, query = atac_model
+    kw = {"modality_out": "atac", "method": "neighbors", "return_numpy": True}
+    dense = model.get_normalized_expression(query, batch_size=37, **kw)
+    np.testing.assert_allclose(dense * 15, np.round(dense * 15), atol=1e-4)  # shares of 15 neighbours
+    top = model.get_normalized_expression(query, batch_size=37, top_k=30, **kw)
+    for i in (0, 50, 99):
+        row = top[i].toarray().ravel()
+        assert 0 < top[i].nnz <= 30 and row[top[i].indices].min() >= np.sort(dense[i])[-30] - 1e-6
+        np.testing.assert_allclose(row[top[i].indices], dense[i, top[i].indices], rtol=1e-5)
+    batch = str(ref.obs["batch"].cat.categories[0])
+    one = model.get_normalized_expression(query, n_neighbors=1, transform_batch=batch, threshold=0.5, **kw)
+    of_batch = sparse.csr_matrix(ref["atac"].X[(ref.obs["batch"] == batch).to_numpy()] > 0, dtype=np.float32)
+    profiles = {tuple(of_batch[j].indices) for j in range(of_batch.shape[0])}
+    assert all(tuple(one[i].indices) in profiles for i in range(one.shape[0]))
+
+
+def test_a_query_model_asks_for_the_reference_and_the_advice_works(atac_model):
+    model, ref, query = atac_model
+    query_model = SCMAMBA.load_query_data(query.copy(), model)
+    kw = {"modality_out": "atac", "method": "neighbors", "top_k": 50, "return_numpy": True}
+    with pytest.raises(ValueError, match=r"made by load_query_data.*reference=ref_mdata"):
+        query_model.get_normalized_expression(**kw)
+    got = query_model.get_normalized_expression(reference=ref.copy(), **kw)
+    expected = model.get_normalized_expression(query, **kw)
+    np.testing.assert_allclose(got.toarray(), expected.toarray(), atol=1e-6)
+    with pytest.raises(ValueError, match="method must be 'decoder' or 'neighbors'"):
+        model.get_normalized_expression(query, modality_out="atac", method="knn")
+    with pytest.raises(ValueError, match="library_size does not apply"):
+        model.get_normalized_expression(query, modality_out="atac", method="neighbors", library_size=100.0)
+
+
 def test_predicted_anndata_has_the_output_layers_var(protein_model):
     model, rna, _ = protein_model
     out = model.get_predicted_anndata(rna, modality_in="rna", modality_out="protein", indices=np.arange(20))
