@@ -12,6 +12,11 @@
   median over cells. MULTIVI trains on the reference and gets the held-out cells with their ATAC zeroed (MULTIVI
   then encodes them from RNA alone) for ``get_accessibility_estimates``. 15-NN: the 15 nearest reference cells'
   mean binarised accessibility.
+* SCMAMBA is scored with both of ``get_normalized_expression``'s methods: ``scmamba`` (``method='decoder'``) and
+  ``scmamba_neighbors`` (``method='neighbors'``: the mean measured profile of the 15 nearest reference cells in
+  the model's RNA embedding). ``--model-dir`` saves the trained SCMAMBA (and MULTIVI) models and reuses them, so
+  that a later run scores new prediction methods without training again; results of the methods run are merged
+  into the part's entry (e.g. ``--methods knn scmamba`` keeps the stored TOTALVI numbers).
 * ``memory``: peak RSS of ``get_normalized_expression(modality_out='atac', top_k=...)`` for 10,000 synthetic
   RNA-only cells x 150,000 peaks (``scaling.make_mudata``), measured from a reset peak mark (a child process).
 
@@ -48,6 +53,8 @@ SHARED = Path(os.environ.get("SCMAMBA_SHARED_DATA", SHARED_DATA))
 ABSEQ = SHARED / "abseq_bonemarrow_triana2021.h5mu"
 SNARE = SHARED / "snareseq_mouse_cortex_chen2019.h5mu"
 N_NEIGHBORS = 15
+#: Result names of SCMAMBA's prediction methods (``get_normalized_expression(method=...)``).
+SCMAMBA_NAMES = {"decoder": "scmamba", "neighbors": "scmamba_neighbors"}
 
 
 def clr(X) -> np.ndarray:
@@ -90,16 +97,28 @@ def per_cell_auc(pred: np.ndarray, truth) -> tuple[np.ndarray, np.ndarray]:
     return np.array(auroc), np.array(auprc)
 
 
-def train_scmamba(ref, other: str, seed: int, epochs: int | None, kwargs: dict):
+def train_scmamba(ref, other: str, seed: int, epochs: int | None, kwargs: dict, folder: Path | None = None):
+    """SCMAMBA trained on ``ref``; with ``folder``: loaded from it when saved there before, else saved there."""
     import scvi
 
     from scmamba import SCMAMBA
 
+    if folder is not None and (folder / "model.pt").exists():
+        model = SCMAMBA.load(folder, ref)
+        model.is_loaded_ = True
+        return model
     scvi.settings.seed = seed
     SCMAMBA.setup_mudata(ref, batch_key="batch", modalities={"rna_layer": "rna", f"{kind_of(other)}_layer": other})
     model = SCMAMBA(ref, **kwargs)
     model.train(max_epochs=epochs, enable_progress_bar=False)
+    if folder is not None:
+        model.save(folder, overwrite=True)
+    model.is_loaded_ = False
     return model
+
+
+def model_folder(args, part: str) -> Path | None:
+    return Path(args.model_dir) / f"{part}_seed{args.seed}{args.name}" if args.model_dir else None
 
 
 def kind_of(mod: str) -> str:
@@ -123,11 +142,18 @@ def run_abseq(args) -> dict:
         methods["knn15"] = per_feature_spearman(pred, truth)
     if "scmamba" in args.methods:
         t0 = time.perf_counter()
-        model = train_scmamba(ref.copy(), "prot", args.seed, args.epochs_scmamba, json.loads(args.scmamba_kwargs))
-        train_s = time.perf_counter() - t0
-        pred = model.get_normalized_expression(query["rna"].copy(), modality_in="rna", modality_out="protein")
-        methods["scmamba"] = per_feature_spearman(pred[proteins].to_numpy(), truth)
-        out["scmamba_train_s"] = train_s
+        model = train_scmamba(
+            ref.copy(), "prot", args.seed, args.epochs_scmamba, json.loads(args.scmamba_kwargs),
+            model_folder(args, "abseq"),
+        )  # fmt: skip
+        train_s = None if model.is_loaded_ else time.perf_counter() - t0  # a saved model: no training time
+        for method in ("decoder", "neighbors"):
+            pred = model.get_normalized_expression(
+                query["rna"].copy(), modality_in="rna", modality_out="protein", method=method
+            )
+            methods[SCMAMBA_NAMES[method]] = per_feature_spearman(pred[proteins].to_numpy(), truth)
+        if train_s is not None:
+            out["scmamba_train_s"] = train_s
         out["scmamba_epochs"] = max(len(v) for v in model.history.values())
     if "totalvi" in args.methods:
         import scvi
@@ -175,23 +201,40 @@ def run_snare(args) -> dict:
         methods["knn15"] = per_cell_auc(pred, truth)
     if "scmamba" in args.methods:
         t0 = time.perf_counter()
-        model = train_scmamba(ref.copy(), "atac", args.seed, args.epochs_scmamba, json.loads(args.scmamba_kwargs))
-        out["scmamba_train_s"] = time.perf_counter() - t0
+        model = train_scmamba(
+            ref.copy(), "atac", args.seed, args.epochs_scmamba, json.loads(args.scmamba_kwargs),
+            model_folder(args, "snare"),
+        )  # fmt: skip
+        if not model.is_loaded_:  # a saved model: no training time
+            out["scmamba_train_s"] = time.perf_counter() - t0
         out["scmamba_epochs"] = max(len(v) for v in model.history.values())
-        pred = model.get_normalized_expression(query["rna"].copy(), modality_in="rna", modality_out="atac")
-        methods["scmamba"] = per_cell_auc(pred.to_numpy(), truth)
+        for method in ("decoder", "neighbors"):
+            pred = model.get_normalized_expression(
+                query["rna"].copy(), modality_in="rna", modality_out="atac", method=method, return_numpy=True
+            )
+            methods[SCMAMBA_NAMES[method]] = per_cell_auc(pred, truth)
     if "multivi" in args.methods:
         import scvi
 
         scvi.settings.seed = args.seed
+        folder = model_folder(args, "snare_multivi")
         t0 = time.perf_counter()
-        model = fit_multivi(ref.copy(), "atac", args.epochs_multivi)
-        out["multivi_train_s"] = time.perf_counter() - t0
+        if folder is not None and (folder / "model.pt").exists():
+            model = scvi.model.MULTIVI.load(str(folder), adata=ref.copy())  # set up from the saved registry
+        else:
+            model = fit_multivi(ref.copy(), "atac", args.epochs_multivi)
+            out["multivi_train_s"] = time.perf_counter() - t0
+            if folder is not None:
+                model.save(str(folder), overwrite=True)
         out["multivi_epochs"] = int(model.history["elbo_train"].shape[0])
         rna_only = query.copy()
         rna_only["atac"].X = rna_only["atac"].X.multiply(0).tocsr()  # unmeasured: MULTIVI encodes from RNA alone
         rna_only["atac"].X.eliminate_zeros()
-        acc = model.get_accessibility_estimates(rna_only)
+        for a in (rna_only, *rna_only.mod.values()):  # scvi-tools 1.4's MuData transfer expects the index field
+            a.obs["_indices"] = np.arange(a.n_obs)
+        # scvi-tools >= 1.2 names it get_normalized_accessibility (before: get_accessibility_estimates)
+        estimate = getattr(model, "get_normalized_accessibility", None) or model.get_accessibility_estimates
+        acc = estimate(rna_only)
         methods["multivi"] = per_cell_auc(np.asarray(acc), truth)
     out["median_auroc"] = {k: float(np.median(v[0])) for k, v in methods.items()}
     out["median_auprc"] = {k: float(np.median(v[1])) for k, v in methods.items()}
@@ -241,6 +284,15 @@ def table(results: dict) -> str:
     return markdown_table(rows, ["part", "method", "metric", "value"])
 
 
+def merge(old: dict, new: dict) -> dict:
+    """``new`` over ``old``, per method inside the per-method dicts (a run of some methods keeps the others')."""
+    out = {**old, **new}
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(old.get(k), dict) and k != "args":
+            out[k] = {**old[k], **v}
+    return out
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--parts", nargs="+", default=["abseq", "snare", "memory"], choices=["abseq", "snare", "memory"])
@@ -256,6 +308,7 @@ def parse_args(argv=None):
     p.add_argument("--genes", type=int, default=36_601)
     p.add_argument("--peaks", type=int, default=150_000)
     p.add_argument("--top-k", type=int, default=2_000)
+    p.add_argument("--model-dir", default="", help="save trained SCMAMBA models here; reuse those saved before")
     p.add_argument("--name", default="", help="suffix of the result keys (e.g. a variant)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(RESULTS / f"prediction_{datetime.date.today().isoformat()}.json"))
@@ -282,7 +335,8 @@ def main(argv=None):
         else:
             result = {"abseq": run_abseq, "snare": run_snare}[part](args)
         result["args"] = vars(args)
-        results[f"{part}_seed{args.seed}{args.name}"] = to_jsonable(result)
+        key = f"{part}_seed{args.seed}{args.name}"
+        results[key] = merge(results.get(key, {}), to_jsonable(result))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(results, indent=1))
         print(table(results), flush=True)
