@@ -240,7 +240,7 @@ def test_a_folder_saved_with_the_old_state_keys_loads_and_predicts_the_same(atac
             m, part = parts[1], parts[2]
             key = f"order_{m}" if part == "order" else ".".join([f"{part}s", m, *parts[3:]])
         renamed[key] = value
-    assert "encoders.rna.out.weight" in renamed and "decoders.atac.batch_offset" in renamed
+    assert "encoders.atac.out.weight" in renamed and "decoders.atac.batch_offset" in renamed
     torch.save(renamed, tmp_path / "new" / "model.pt")
     loaded = SCMAMBA.load(tmp_path / "new", ref.copy())
     for out in ("rna", "atac"):

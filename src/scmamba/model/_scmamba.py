@@ -52,10 +52,10 @@ class SCMAMBA(
 ):
     """Single-cell multi-omics integration with Mamba2 (SSD) encoders over genome-ordered feature patches.
 
-    Features of a modality with a Mamba2 encoder (by default ATAC; ``encoder``) are put in genomic order, cut into
-    patches (tokens) and encoded by Mamba2 + MLP blocks; the tokens are pooled and an MLP head gives the modality's
-    cell embedding (unit length). RNA and protein are by default embedded by their classic reduction through a
-    trained projection (``linear_view``, ``encoder``). Training
+    Features of a modality with a Mamba2 encoder (by default ATAC and protein; ``encoder``) are put in genomic
+    order, cut into patches (tokens) and encoded by Mamba2 + MLP blocks; the tokens are pooled and an MLP head gives
+    the modality's cell embedding (unit length). RNA is by default embedded by its classic reduction (PCA) through a
+    trained projection (``linear_view``, ``encoder``), the anchor the other layer's encoder learns to meet. Training
     aligns the two modalities of each cell (symmetric InfoNCE + a cosine term) and asks every embedding to
     predict the composition of both of the cell's profiles through linear decoders with a per-batch offset
     (:class:`~scmamba.module.ScMambaModule`). All features are used; no highly variable feature selection.
@@ -155,13 +155,13 @@ class SCMAMBA(
     encoder
         How each layer is embedded: ``'mamba'``, a Mamba2 encoder over genome-ordered patch tokens (plus the
         layer's ``linear_view`` through a trained projection); ``'linear'``, the ``linear_view`` through its
-        trained projection alone. One value or a dict per modality. ``None``: ``'linear'`` for RNA and protein,
-        ``'mamba'`` for ATAC (all ``'mamba'`` with ``linear_view=None``). Measured on the regime table
-        (``benchmarks/README.md``): where a layer's classic reduction already separates cell types (expression,
-        antibody panels), a Mamba2 encoder on top of it fitted the training cells at the cost of cell-type
-        structure, and the joint embedding's Leiden ARI was higher without it on every set and size, from 500 cells
-        to 9,663; the sparse ATAC layer, whose LSI alone carries almost nothing on a few hundred cells, needs its
-        encoder, which learns from the pairing what RNA separates. The linear layers then anchor the alignment.
+        trained projection alone. One value or a dict per modality. ``None``: ``'linear'`` for RNA, ``'mamba'`` for
+        ATAC and protein (all ``'mamba'`` with ``linear_view=None``). Measured on the regime table
+        (``benchmarks/README.md``): a Mamba2 encoder on top of RNA's PCA fitted the training cells at the cost of
+        cell-type structure, and the joint embedding's Leiden ARI was higher without it on every set and size, from
+        500 cells to 9,663; the sparse ATAC layer, whose LSI alone carries almost nothing on a few hundred cells,
+        needs its encoder, which learns from the pairing what RNA separates; with proteins linear too, RNA and
+        protein aligned three times worse (FOSCTTM). RNA thus anchors the alignment.
         :meth:`paper_config` gives every layer a Mamba2 encoder, as in the paper.
     layer_weights
         Each layer's weight in the joint embedding (``get_latent_representation()``, ``modality='joint'``).
