@@ -493,5 +493,5 @@ def build_model(
     if getattr(model, "trainable_parameters_", None) is not None:
         model.trainable_parameters_ = [upgrade_state_key(n) for n in model.trainable_parameters_]  # older names
         restore_freeze(model.module, model.trainable_parameters_, getattr(model, "trainable_groups_", None))
-    model._validate_anndata(mdata)
+    model.adata_manager.check_data()  # the loaded model's data against its registry, before it is used
     return model
