@@ -102,6 +102,29 @@ def test_paper_config_fits_rna_protein(demo_mdata):
     assert SCMAMBA.paper_config(("atac", "protein"))["n_layers"] == {"atac": 12, "protein": 4}
 
 
+def test_rna_gets_a_mamba_encoder_beside_a_protein_panel_from_enough_pairs(demo_mdata, monkeypatch):
+    from scmamba.model import _presets
+
+    m = _with_protein(demo_mdata[:60])
+    cite = md.MuData({"rna": m["rna"], "prot": m["prot"]})
+    SCMAMBA.setup_mudata(cite, modalities={"rna_layer": "rna", "protein_layer": "prot"})
+    # few pairs: RNA is embedded by its PCA (its Mamba2 encoder would cost cell-type structure)
+    few = SCMAMBA(cite, **TINY)
+    assert few.init_params_["non_kwargs"]["encoder"] == {"rna": "linear", "protein": "mamba"}
+    assert set(few.module.encoders) == {"protein"}
+    # from the threshold on, RNA gets its encoder too (a panel cannot pair thousands of cells with a linear RNA)
+    monkeypatch.setattr(_presets, "RNA_ENCODER_WITH_PROTEIN_CELLS", 60)
+    many = SCMAMBA(cite, **TINY)
+    assert set(many.module.encoders) == {"rna", "protein"}
+    assert many.init_params_["non_kwargs"]["encoder"] == {"rna": "mamba", "protein": "mamba"}
+    # what the user names wins; what they leave out follows the rule
+    named = SCMAMBA(cite, **TINY, encoder={"protein": "linear"})
+    assert named.init_params_["non_kwargs"]["encoder"] == {"rna": "mamba", "protein": "linear"}
+    assert set(SCMAMBA(cite, **TINY, encoder={"rna": "linear"}).module.encoders) == {"protein"}
+    # peaks pair cells at any size: RNA stays linear beside ATAC
+    assert _presets.default_encoders(["rna", "atac"], 10**6) == {"rna": "linear", "atac": "mamba"}
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # item 8: more than two layers, one rule
 

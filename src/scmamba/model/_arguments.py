@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from .._constants import MODALITY_LAYER_ARGS
 from ._presets import (
     PER_MODALITY_DEFAULTS,
+    default_encoders,
 )
 
 logger = logging.getLogger(__name__)
@@ -48,9 +49,20 @@ def _patch_sizes(patch_size, max_tokens: int | None, n_features: Mapping[str, in
 ENCODER_KINDS = ("mamba", "linear")
 
 
-def resolve_encoders(encoder, modalities: Sequence[str], linear_view: bool) -> dict[str, str]:
-    """``'mamba'`` or ``'linear'`` per modality from ``SCMAMBA(encoder=...)`` (see its docstring)."""
-    chosen = _per_modality("encoder", encoder, modalities)
+def resolve_encoders(encoder, modalities: Sequence[str], linear_view: bool, n_paired: int) -> dict[str, str]:
+    """``'mamba'`` or ``'linear'`` per modality from ``SCMAMBA(encoder=...)`` (see its docstring).
+
+    Modalities that ``encoder`` leaves out (``None``, or a dict without them) get :func:`default_encoders` for
+    ``n_paired`` cells measured in both layers.
+    """
+    defaults = default_encoders(modalities, n_paired)
+    if encoder is None:
+        chosen = defaults
+    elif isinstance(encoder, Mapping):
+        given = _per_modality("encoder", encoder, modalities)  # checks the modality names
+        chosen = {m: given[m] if m in encoder else defaults[m] for m in modalities}
+    else:
+        chosen = _per_modality("encoder", encoder, modalities)
     bad = {m: kind for m, kind in chosen.items() if kind not in ENCODER_KINDS}
     if bad:
         raise ValueError(f"encoder must be one of {ENCODER_KINDS} (one value or a dict per modality), got {bad}.")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 #: reduction) that learns to meet it. A Mamba2 encoder on top of RNA's PCA fitted the training cells at the cost of
 #: cell-type structure on every set and size measured (500 cells to 9,663); with both layers linear, RNA and
 #: protein aligned three times worse (FOSCTTM) (``benchmarks/README.md``, regime table, tag ``rna_anchor``).
+#: Beside a protein panel of many cells RNA gets its encoder too (``default_encoders``).
 PER_MODALITY_DEFAULTS: dict[str, dict[str, object]] = {
     "encoder": {"rna": "linear", "atac": "mamba", "protein": "mamba"},
     "patch_size": {"rna": 128, "atac": 1024, "protein": 8},
@@ -27,6 +28,23 @@ PER_MODALITY_DEFAULTS: dict[str, dict[str, object]] = {
 ENCODER_DROPOUT = 0.1
 ENCODER_DROPOUT_FEW_PAIRS = 0.2
 FEW_PAIRED_CELLS = 5000
+
+
+#: Paired cells from which an RNA layer paired with a protein panel gets a Mamba2 encoder too. A panel of tens to a
+#: few hundred antibodies cannot tell a cell's RNA partner from thousands of others against a linear RNA embedding:
+#: RNA-protein FOSCTTM on Abseq grew with the cells, 0.015 (1,000) -> 0.027 (2,000) -> 0.047 (3,000) -> 0.16
+#: (9,663), against 0.002 with RNA's Mamba2 encoder, which costs cell-type structure on a few hundred cells
+#: (``benchmarks/README.md``).
+#: A peak layer has the width to pair cells at any size (FOSCTTM < 0.001 on 10,309 SNARE-seq cells, RNA linear).
+RNA_ENCODER_WITH_PROTEIN_CELLS = 2000
+
+
+def default_encoders(modalities: Sequence[str], n_paired: int) -> dict[str, str]:
+    """``SCMAMBA(encoder=None)``: ``'linear'`` or ``'mamba'`` per modality for ``n_paired`` cells measured in both."""
+    chosen = {m: str(PER_MODALITY_DEFAULTS["encoder"][m]) for m in modalities}
+    if "rna" in chosen and "protein" in chosen and n_paired >= RNA_ENCODER_WITH_PROTEIN_CELLS:
+        chosen["rna"] = "mamba"
+    return chosen
 
 
 def encoder_dropout(n_paired: int) -> float:
