@@ -108,9 +108,10 @@ sc.pl.umap(pred_adata, color=["cell_type", *markers[:3]], layer="scmamba_rna_to_
 
 # %% [markdown]
 # ## Accessibility of RNA-only cells (SNARE-seq)
-# Peaks come back as probabilities of being accessible (the decoder: with ~10 open peaks of ~25,000 per cell,
-# the neighbours' few open peaks leave most peaks tied at 0). For ~150,000 peaks, `top_k` or `threshold` return a sparse
-# matrix instead of a dense one (the docstring states the memory each takes).
+# Peaks come back as probabilities of being accessible, from the decoder (most peaks are closed in all of a cell's
+# neighbours, so `method="neighbors"` leaves them tied at 0), its shares weighted by each peak's detection rate in the
+# reference cells (`peak_prior=1.0`; `peak_prior=0`: the decoder alone). For ~150,000 peaks, `top_k` or `threshold`
+# return a sparse matrix instead of a dense one (the docstring states the memory each takes).
 
 # %%
 snare = scmamba.datasets.snareseq_cortex_demo()

@@ -154,6 +154,37 @@ def test_accessibility_is_a_probability_and_library_size_keeps_the_order(atac_mo
     np.testing.assert_array_equal(np.argsort(-prob[0])[:50], np.argsort(-more[0])[:50])
 
 
+def _detection_log_rates(atac) -> np.ndarray:
+    """log((open + 0.5) / (cells + 1)) per peak, over the cells with an open peak (as the docstring states)."""
+    opened = (sparse.csr_matrix(atac.X) > 0).astype(np.float64)
+    measured = np.asarray(opened.sum(axis=1)).ravel() > 0
+    return np.log((np.asarray(opened[measured].sum(axis=0)).ravel() + 0.5) / (measured.sum() + 1.0))
+
+
+def test_peak_prior_weights_the_decoders_shares_by_the_reference_detection_rates(atac_model):
+    model, ref, query = atac_model
+    n_open = model._median_open_peaks()
+
+    def log_shares(**kwargs):  # back from probabilities 1 - exp(-n p) to the shares p
+        prob = model.get_normalized_expression(query, modality_out="atac", return_numpy=True, **kwargs)
+        prob = np.where(prob < 0.99, prob, np.nan).astype(np.float64)  # saturated in float32: no share to recover
+        return np.log(-np.log1p(-prob) / n_open)
+
+    alone = log_shares(peak_prior=0)
+    for kwargs, weight, log_rates in (
+        ({}, 1.0, _detection_log_rates(ref["atac"])),  # default: 1, the registered (training) cells' rates
+        ({"peak_prior": 2.0, "reference": query}, 2.0, _detection_log_rates(query["atac"])),
+    ):
+        diff = log_shares(**kwargs) - alone - weight * log_rates  # per cell: a constant (the normalisation)
+        assert np.nanmax(np.abs(diff - np.nanmean(diff, axis=1, keepdims=True))) < 1e-3
+    # the rates reorder the peaks within a cell: the prior is not a no-op
+    assert not np.array_equal(np.argsort(-alone[0])[:50], np.argsort(-log_shares()[0])[:50])
+    with pytest.raises(ValueError, match="peak_prior weights the decoder's ATAC shares"):
+        model.get_normalized_expression(query, modality_out="rna", peak_prior=1.0)
+    with pytest.raises(ValueError, match="peak_prior must be a finite number >= 0"):
+        model.get_normalized_expression(query, modality_out="atac", peak_prior=-1.0)
+
+
 def test_top_k_and_threshold_give_the_dense_values_sparsely(atac_model):
     model, _, query = atac_model
     dense = model.get_normalized_expression(query, modality_out="atac", return_numpy=True, batch_size=37)
