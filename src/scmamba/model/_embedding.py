@@ -133,11 +133,26 @@ class EmbeddingMixin:
         A MuData registered before is checked for changes since (``PairedMuDataManager.check_data``) first, so
         that its error names what changed; a new one gets the checks of set-up when it is registered.
         """
-        manager = self.get_anndata_manager(self.adata if adata is None else adata)
-        if manager is not None:
+        adata = self.adata if adata is None else adata
+        manager = self.get_anndata_manager(adata)
+        if manager is None:
+            # new data: the training data's registry transferred to it (AnnDataManager.transfer_fields, public),
+            # kept by this model; scvi-tools registers such data only through a private method
+            manager = self.adata_manager.transfer_fields(adata)
+            self.__dict__.setdefault("_scmamba_new_managers", []).append(manager)
+        else:
             manager.check_data()
-        adata = self._validate_anndata(adata)
-        return adata, self.get_anndata_manager(adata, required=True).mosaic
+        return adata, manager.mosaic
+
+    def get_anndata_manager(self, adata, required: bool = False):
+        """The :class:`~scvi.data.AnnDataManager` of ``adata`` for this model.
+
+        Includes data registered after set-up (a MuData first embedded or predicted for).
+        """
+        for manager in self.__dict__.get("_scmamba_new_managers", ()):
+            if manager.adata is adata:
+                return manager
+        return super().get_anndata_manager(adata, required=required)
 
     @torch.inference_mode()
     def _embed_registered(
